@@ -1,0 +1,292 @@
+r"""Recurrent cells: Elman, LSTM and GRU, with the input projection split off.
+
+Every cell follows Flax's :class:`flax.linen.RNNCellBase` contract
+(``__call__(carry, x) -> (carry, y)``, ``initialize_carry``,
+``num_feature_axes``), so it runs inside ``flax.linen.RNN`` as well as in our
+own :class:`rnn_research.recurrent.Recurrent`.
+
+For speed a cell is used in two halves:
+
+* ``project_inputs(x)`` computes ``U x + b`` for every gate at once. It has no
+  dependence on the previous step, so a layer applies it to the whole sequence
+  (B, T, D) in one matrix product, outside the time loop.
+* ``step(carry, px)`` takes that projection for one step and does only the
+  recurrent product ``W h_{t-1}`` and the nonlinearities, inside the loop.
+
+``__call__(carry, x)`` is ``step(carry, project_inputs(x))``.
+
+Parameter trees are the same shape for every cell (G gates, H = hidden_size):
+
+* ``input/kernel`` (D, G*H) and ``input/bias`` (G*H,): U and b, gates fused
+  along the last axis in the order the docstring gives (PyTorch's order);
+* ``recurrent_kernel`` (H, G*H): W;
+* GRU with ``reset_after`` only: ``recurrent_bias`` (H,), the bias inside
+  ``r * (W_h h + b_W)``.
+
+Matrix products run in ``dtype`` (e.g. bfloat16) with float32 results; gates,
+the carry and the LSTM cell state stay in float32.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "identity": lambda x: x,
+}
+
+
+def uniform_init(scale: float) -> Initializer:
+  """uniform(-scale, scale), the initialisation of Zaremba et al. 2014."""
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+  return init
+
+
+def gate_stacked(init: Initializer, num_gates: int) -> Initializer:
+  """Applies ``init`` to each gate's (in, H) block of a fused (in, G*H) kernel.
+
+  An orthogonal W_h must be orthogonal per gate, not across the fused matrix
+  (which is not square).
+  """
+  if num_gates == 1:
+    return init
+
+  def stacked(key, shape, dtype=jnp.float32):
+    rows, cols = shape
+    keys = jax.random.split(key, num_gates)
+    return jnp.concatenate(
+        [init(k, (rows, cols // num_gates), dtype) for k in keys], axis=-1)
+
+  return stacked
+
+
+class _FusedCell(nn.RNNCellBase):
+  """Shared machinery: fused input projection, recurrent kernel, carry init.
+
+  Subclasses set ``num_gates`` and implement ``step``.
+  """
+
+  hidden_size: int
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  recurrent_kernel_init: Initializer = nn.initializers.orthogonal()
+  bias_init: Initializer = nn.initializers.zeros_init()
+  dtype: Any = None  # compute dtype of the matrix products; None = float32
+  param_dtype: Any = jnp.float32
+
+  num_gates = 1
+
+  def setup(self):
+    gh = self.num_gates * self.hidden_size
+    self.input = nn.Dense(
+        gh,
+        kernel_init=self.kernel_init,
+        bias_init=self._input_bias_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+    )
+    self.recurrent_kernel = self.param(
+        "recurrent_kernel",
+        gate_stacked(self.recurrent_kernel_init, self.num_gates),
+        (self.hidden_size, gh),
+        self.param_dtype,
+    )
+
+  @property
+  def _input_bias_init(self) -> Initializer:
+    return self.bias_init
+
+  def project_inputs(self, x: Array) -> Array:
+    """U x + b for all gates: (..., D) -> (..., G*H), float32."""
+    return self.input(x).astype(jnp.float32)
+
+  def recurrent(self, h: Array, kernel: Array) -> Array:
+    """h @ kernel in ``dtype`` with a float32 result."""
+    dtype = self.dtype or jnp.float32
+    return jnp.dot(h.astype(dtype), kernel.astype(dtype),
+                   preferred_element_type=jnp.float32)
+
+  def __call__(self, carry, x):
+    return self.step(carry, self.project_inputs(x))
+
+  def step(self, carry, px):
+    raise NotImplementedError
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    del rng  # zero initial state, as in every reference implementation
+    batch_dims = tuple(input_shape[:-1])
+    return jnp.zeros(batch_dims + (self.hidden_size,), jnp.float32)
+
+  @property
+  def num_feature_axes(self) -> int:
+    return 1
+
+
+class ElmanCell(_FusedCell):
+  r"""Elman (simple) RNN cell (Elman 1990).
+
+  .. math::
+      h_t = \phi(W_h h_{t-1} + W_x x_t + b)
+
+  with :math:`\phi` one of ``tanh``, ``relu``, ``sigmoid``, ``identity``
+  (``activation``). :math:`W_h` is ``recurrent_kernel`` (H, H), :math:`W_x`
+  and :math:`b` are ``input/kernel`` (D, H) and ``input/bias``. The carry and
+  the output are both :math:`h_t`.
+
+  With ``identity`` the map is linear, so the gradient from step i back to
+  step j is exactly :math:`g\,W_h^{\,i-j}` (Pascanu et al. 2013): the
+  cleanest setting for the vanishing/exploding-gradient studies. W_h starts
+  orthogonal (spectral radius 1) by default.
+
+  Example::
+
+      cell = ElmanCell(hidden_size=64, activation="tanh")
+      carry = cell.initialize_carry(jax.random.key(0), (8, 32))
+      variables = cell.init(jax.random.key(1), carry, jnp.ones((8, 32)))
+      carry, y = cell.apply(variables, carry, jnp.ones((8, 32)))
+  """
+
+  activation: str = "tanh"
+
+  num_gates = 1
+
+  def step(self, carry, px):
+    h = ACTIVATIONS[self.activation](px + self.recurrent(carry, self.recurrent_kernel))
+    return h, h
+
+
+class LSTMCell(_FusedCell):
+  r"""Long short-term memory cell (Hochreiter & Schmidhuber 1997) with the
+  forget gate of Gers, Schmidhuber & Cummins 2000.
+
+  .. math::
+      i_t &= \sigma(W_i h_{t-1} + U_i x_t + b_i) \\
+      f_t &= \sigma(W_f h_{t-1} + U_f x_t + b_f) \\
+      \tilde c_t &= \tanh(W_c h_{t-1} + U_c x_t + b_c) \\
+      o_t &= \sigma(W_o h_{t-1} + U_o x_t + b_o) \\
+      c_t &= f_t \odot c_{t-1} + i_t \odot \tilde c_t \\
+      h_t &= o_t \odot \tanh(c_t)
+
+  Gates are fused in the order (i, f, c~, o), PyTorch's, in ``input/kernel``
+  (D, 4H) = [U_i U_f U_c U_o], ``recurrent_kernel`` (H, 4H) = [W_i W_f W_c W_o]
+  and ``input/bias`` (4H,). The carry is ``(c, h)``; the output is h.
+
+  The additive update of c is why gradients survive: dc_t/dc_{t-1} = f_t
+  (elementwise), so with forget gates near 1 the error flows back unchanged
+  over many steps instead of being multiplied by W_h at every step.
+
+  ``forget_bias`` is added to the initial value of b_f (it stays trainable).
+  Jozefowicz et al. 2015 recommend 1; Zaremba et al. 2014 used 0.
+  """
+
+  forget_bias: float = 1.0
+
+  num_gates = 4
+
+  @property
+  def _input_bias_init(self) -> Initializer:
+    h = self.hidden_size
+
+    def init(key, shape, dtype=jnp.float32):
+      bias = self.bias_init(key, shape, dtype)
+      return bias.at[h:2 * h].add(self.forget_bias)
+
+    return init
+
+  def step(self, carry, px):
+    c, h = carry
+    gates = px + self.recurrent(h, self.recurrent_kernel)  # (B, 4H)
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return (c, h), h
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    h = super().initialize_carry(rng, input_shape)
+    return (h, h)
+
+
+class GRUCell(_FusedCell):
+  r"""Gated recurrent unit (Cho et al. 2014).
+
+  .. math::
+      r_t &= \sigma(W_r h_{t-1} + U_r x_t + b_r) \\
+      u_t &= \sigma(W_u h_{t-1} + U_u x_t + b_u) \\
+      \tilde h_t &= \tanh(W_h (r_t \odot h_{t-1}) + U_h x_t + b_h) \\
+      h_t &= (1 - u_t) \odot h_{t-1} + u_t \odot \tilde h_t
+
+  With ``reset_after=True`` (cuDNN's and PyTorch's variant) the candidate is
+  :math:`\tanh(r_t \odot (W_h h_{t-1} + b_W) + U_h x_t + b_h)`, so all three
+  recurrent products are one matrix product; ``recurrent_bias`` is b_W.
+
+  Gates are fused in the order (r, u, h~), PyTorch's (r, z, n), in
+  ``input/kernel`` (D, 3H), ``recurrent_kernel`` (H, 3H) and ``input/bias``.
+  Carry and output are h. Like the LSTM's cell state, h_t is an interpolation
+  of h_{t-1} and a candidate: with u near 0 the state (and its gradient)
+  passes through unchanged.
+  """
+
+  reset_after: bool = False
+
+  num_gates = 3
+
+  def setup(self):
+    super().setup()
+    if self.reset_after:
+      self.recurrent_bias = self.param(
+          "recurrent_bias", self.bias_init, (self.hidden_size,), self.param_dtype)
+
+  def step(self, carry, px):
+    h = carry
+    hs = self.hidden_size
+    x_r, x_u, x_h = jnp.split(px, 3, axis=-1)
+    w = self.recurrent_kernel
+    if self.reset_after:
+      rec = self.recurrent(h, w)  # (B, 3H): one product for all gates
+      h_r, h_u, h_h = jnp.split(rec, 3, axis=-1)
+      r = jax.nn.sigmoid(x_r + h_r)
+      u = jax.nn.sigmoid(x_u + h_u)
+      candidate = jnp.tanh(x_h + r * (h_h + self.recurrent_bias))
+    else:
+      h_r, h_u = jnp.split(self.recurrent(h, w[:, :2 * hs]), 2, axis=-1)
+      r = jax.nn.sigmoid(x_r + h_r)
+      u = jax.nn.sigmoid(x_u + h_u)
+      candidate = jnp.tanh(x_h + self.recurrent(r * h, w[:, 2 * hs:]))
+    h = (1.0 - u) * h + u * candidate
+    return h, h
+
+
+CELLS: dict[str, type[_FusedCell]] = {
+    "elman": ElmanCell,
+    "rnn_tanh": functools.partial(ElmanCell, activation="tanh"),
+    "rnn_relu": functools.partial(ElmanCell, activation="relu"),
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+}
+"""Cells by name. Add a cell by writing one class and one entry here."""
+
+
+def get_cell(name: str, **kwargs) -> _FusedCell:
+  """Builds the registered cell ``name``; an unknown name lists the valid ones."""
+  try:
+    factory = CELLS[name]
+  except KeyError:
+    raise ValueError(
+        f"unknown cell {name!r}; valid cells: {', '.join(sorted(CELLS))}"
+    ) from None
+  return factory(**kwargs)

@@ -1,0 +1,231 @@
+"""Layers over time: ``Recurrent`` (one layer), ``Bidirectional``, ``StackedRNN``.
+
+This is the only module that loops over time. A layer projects the whole input
+sequence once (``cell.project_inputs``: one (B*T, D) x (D, G*H) product) and
+then runs ``cell.step`` under ``nn.scan``, so only ``W h_{t-1}`` and the gate
+nonlinearities sit inside the sequential loop.
+
+All layers are batch-major, (B, T, F), and return ``(outputs, carry)``, like
+PyTorch's ``(output, h_n)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from rnn_research.cells import _FusedCell
+
+Array = jax.Array
+
+CONNECTIONS = ("none", "residual", "dense", "highway")
+MERGES = ("concat", "sum")
+
+
+def reverse_within_lengths(x: Array, lengths: Array | None) -> Array:
+  """Reverses each sequence of (B, T, ...) inside its own length.
+
+  Padding stays where it is, so a backward pass starts at each sequence's last
+  real token (as PyTorch's packed sequences do). Applying it twice is the
+  identity.
+  """
+  if lengths is None:
+    return jnp.flip(x, axis=1)
+  t = jnp.arange(x.shape[1])[None, :]  # (1, T)
+  lengths = lengths[:, None]  # (B, 1)
+  idx = jnp.where(t < lengths, lengths - 1 - t, t)  # (B, T)
+  idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+  return jnp.take_along_axis(x, idx, axis=1)
+
+
+def _scan_body(cell: _FusedCell, carry, xs):
+  """One time step. ``xs`` = (projected input, mask or None, perturbation or None)."""
+  px, mask, delta = xs
+  new_carry, y = cell.step(carry, px)
+  if mask is not None:  # past a sequence's end the carry holds and y is zero
+    keep = lambda new, old: jnp.where(mask[:, None], new, old)
+    new_carry = jax.tree.map(keep, new_carry, carry)
+    y = jnp.where(mask[:, None], y, 0.0)
+  if delta is not None:
+    new_carry = jax.tree.map(jnp.add, new_carry, delta)
+  return new_carry, y
+
+
+class Recurrent(nn.Module):
+  """One recurrent layer over a (B, T, D) sequence.
+
+  Attributes:
+    cell: the cell (any registered cell; see ``cells.CELLS``).
+    reverse: run from the end of each sequence to its start (within
+      ``lengths``); outputs are returned in the original order.
+    unroll: time steps per loop iteration of the compiled scan.
+
+  Call arguments:
+    inputs: (B, T, D).
+    initial_carry: the cell's carry for batch B; zeros if None.
+    lengths: (B,) int, real length of each sequence. Past it the carry stops
+      updating (the final carry is the one at the sequence's end) and outputs
+      are zero.
+    carry_perturbation: a pytree like the carry with a time axis, (B, T, ...):
+      added to the carry after each step. Its gradient is dJ/d(carry_t) through
+      every later step, which is what ``probes`` measure.
+
+  Returns:
+    (outputs (B, T, H), final carry).
+  """
+
+  cell: _FusedCell
+  reverse: bool = False
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, inputs: Array, initial_carry=None, lengths: Array | None = None,
+               carry_perturbation=None):
+    if self.reverse:
+      inputs = reverse_within_lengths(inputs, lengths)
+      if carry_perturbation is not None:
+        carry_perturbation = jax.tree.map(
+            lambda d: reverse_within_lengths(d, lengths), carry_perturbation)
+    if initial_carry is None:
+      initial_carry = self.cell.initialize_carry(
+          jax.random.key(0), inputs[:, 0].shape)
+    px = self.cell.project_inputs(inputs)  # (B, T, G*H): one product for all steps
+    mask = None
+    if lengths is not None:
+      mask = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    scan = nn.scan(
+        _scan_body,
+        variable_broadcast="params",
+        split_rngs={"params": False},
+        in_axes=1,
+        out_axes=1,
+        unroll=self.unroll,
+    )
+    carry, outputs = scan(self.cell, initial_carry, (px, mask, carry_perturbation))
+    if self.reverse:
+      outputs = reverse_within_lengths(outputs, lengths)
+    return outputs, carry
+
+
+class Bidirectional(nn.Module):
+  """A forward and a backward layer with separate weights, for encoders.
+
+  The backward layer reads each sequence from its last real token to its first.
+  Outputs are merged by ``concat`` (B, T, 2H) or ``sum`` (B, T, H). The carry is
+  ``(forward_carry, backward_carry)``. Never use it in a language model: the
+  backward half has read the words it is asked to predict.
+  """
+
+  forward_layer: Recurrent
+  backward_layer: Recurrent
+  merge: str = "concat"
+
+  @nn.compact
+  def __call__(self, inputs, initial_carry=None, lengths=None, carry_perturbation=None):
+    if self.merge not in MERGES:
+      raise ValueError(f"unknown merge {self.merge!r}; valid: {', '.join(MERGES)}")
+    init_f, init_b = initial_carry if initial_carry is not None else (None, None)
+    pert_f, pert_b = (carry_perturbation if carry_perturbation is not None
+                      else (None, None))
+    out_f, carry_f = self.forward_layer(inputs, init_f, lengths, pert_f)
+    out_b, carry_b = self.backward_layer(inputs, init_b, lengths, pert_b)
+    if self.merge == "concat":
+      outputs = jnp.concatenate([out_f, out_b], axis=-1)
+    else:
+      outputs = out_f + out_b
+    return outputs, (carry_f, carry_b)
+
+
+class StackedRNN(nn.Module):
+  """``num_layers`` recurrent layers with dropout and skip connections between them.
+
+  Attributes:
+    cell_factory: called with no arguments, returns a fresh cell per layer
+      (and per direction); e.g. ``functools.partial(LSTMCell, hidden_size=650)``.
+    num_layers: number of stacked layers.
+    bidirectional: a ``Bidirectional`` layer per level (for encoders only).
+    merge: how a bidirectional layer merges its directions.
+    dropout_rate: dropout on each layer's output before the next layer (the
+      non-recurrent dropout of Zaremba et al. 2014). Not applied after the top
+      layer: the model that owns the stack decides that.
+    variational: one dropout mask per sequence, shared over time (locked
+      dropout, Gal & Ghahramani 2016), instead of a new mask per step.
+    connection: between layers, ``none``; ``residual`` (x + f(x), He et al.
+      2016); ``dense`` (layer l reads the concatenation of the stack input and
+      all lower layers' outputs); ``highway`` (g * f(x) + (1 - g) * x, with a
+      learned gate g; Srivastava et al. 2015). Residual and highway need equal
+      input and output sizes and so start at the second layer when the stack's
+      input size differs from its hidden size.
+    highway_bias: initial bias of the highway gate; negative starts the stack
+      close to carrying its input through.
+    unroll: passed to every ``Recurrent``.
+
+  Call returns ``(outputs, carries)``: the top layer's outputs (B, T, F) and a
+  tuple with each layer's final carry. With ``return_hidden=True`` also a
+  tuple of every layer's outputs (the per-step hidden states, for probes).
+  """
+
+  cell_factory: Callable[[], _FusedCell]
+  num_layers: int = 1
+  bidirectional: bool = False
+  merge: str = "concat"
+  dropout_rate: float = 0.0
+  variational: bool = False
+  connection: str = "none"
+  highway_bias: float = -1.0
+  unroll: int = 1
+
+  def setup(self):
+    if self.connection not in CONNECTIONS:
+      raise ValueError(
+          f"unknown connection {self.connection!r}; valid: {', '.join(CONNECTIONS)}")
+    if self.num_layers < 1:
+      raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+    layers = []
+    for i in range(self.num_layers):
+      if self.bidirectional:
+        layers.append(Bidirectional(
+            Recurrent(self.cell_factory(), unroll=self.unroll),
+            Recurrent(self.cell_factory(), reverse=True, unroll=self.unroll),
+            merge=self.merge, name=f"layer_{i}"))
+      else:
+        layers.append(Recurrent(self.cell_factory(), unroll=self.unroll,
+                                name=f"layer_{i}"))
+    self.layers = layers
+    self.dropout = nn.Dropout(self.dropout_rate,
+                              broadcast_dims=(1,) if self.variational else ())
+    if self.connection == "highway":
+      size = self.cell_factory().hidden_size * (
+          2 if self.bidirectional and self.merge == "concat" else 1)
+      self.highway_gates = [
+          nn.Dense(size, bias_init=nn.initializers.constant(self.highway_bias),
+                   name=f"highway_{i}") for i in range(self.num_layers)]
+
+  def __call__(self, inputs: Array, initial_carries: Sequence[Any] | None = None,
+               lengths: Array | None = None, deterministic: bool = True,
+               return_hidden: bool = False, carry_perturbations=None):
+    carries, hidden = [], []
+    x = inputs
+    lower = [inputs]  # everything below the current layer, for dense connections
+    for i, layer in enumerate(self.layers):
+      layer_input = jnp.concatenate(lower, axis=-1) if self.connection == "dense" else x
+      init = None if initial_carries is None else initial_carries[i]
+      pert = None if carry_perturbations is None else carry_perturbations[i]
+      y, carry = layer(layer_input, init, lengths, pert)
+      if y.shape == x.shape and self.connection == "residual":
+        y = x + y
+      elif y.shape == x.shape and self.connection == "highway":
+        gate = nn.sigmoid(self.highway_gates[i](x))
+        y = gate * y + (1.0 - gate) * x
+      carries.append(carry)
+      hidden.append(y)
+      if i < self.num_layers - 1:  # Zaremba et al.: dropout between layers
+        y = self.dropout(y, deterministic=deterministic)
+      lower.append(y)
+      x = y
+    if return_hidden:
+      return x, tuple(carries), tuple(hidden)
+    return x, tuple(carries)
