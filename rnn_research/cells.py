@@ -289,4 +289,9 @@ def get_cell(name: str, **kwargs) -> _FusedCell:
     raise ValueError(
         f"unknown cell {name!r}; valid cells: {', '.join(sorted(CELLS))}"
     ) from None
-  return factory(**kwargs)
+  try:
+    return factory(**kwargs)
+  except TypeError as e:  # an option this cell does not have
+    fields = sorted(f for f in getattr(factory, "func", factory).__dataclass_fields__
+                    if f not in ("parent", "name"))
+    raise ValueError(f"cell {name!r}: {e}; its options: {', '.join(fields)}") from None

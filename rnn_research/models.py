@@ -1,0 +1,183 @@
+"""Models built from the recurrent layers: a language model and an agreement classifier.
+
+Both take a registered cell by name (``cells.CELLS``) and the same stack
+options, so any cell runs in any study by naming it in a config.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from rnn_research import cells as cells_lib
+from rnn_research.recurrent import StackedRNN
+
+Array = jax.Array
+
+
+def cell_factory(cell: str, hidden_size: int, cell_options: dict | None = None,
+                 init_scale: float = 0.0, dtype: Any = None):
+  """A no-argument constructor of the named cell, for ``StackedRNN``.
+
+  ``init_scale > 0`` initialises every kernel uniform(-s, s), as Zaremba et
+  al. 2014 do; otherwise the cell's own initialisers (LeCun-normal input
+  kernel, orthogonal recurrent kernel) are used. Biases start at zero (plus
+  the LSTM's ``forget_bias``).
+  """
+  options = dict(cell_options or {})
+  if init_scale > 0:
+    options.setdefault("kernel_init", cells_lib.uniform_init(init_scale))
+    options.setdefault("recurrent_kernel_init", cells_lib.uniform_init(init_scale))
+  cells_lib.get_cell(cell, hidden_size=hidden_size, dtype=dtype, **options)  # validate now
+  return functools.partial(cells_lib.get_cell, cell, hidden_size=hidden_size,
+                           dtype=dtype, **options)
+
+
+def _embed_init(init_scale: float):
+  if init_scale > 0:
+    return cells_lib.uniform_init(init_scale)
+  return nn.initializers.normal(stddev=1.0)
+
+
+class LanguageModel(nn.Module):
+  """Embedding -> ``StackedRNN`` -> softmax over the vocabulary.
+
+  Dropout follows Zaremba et al. 2014: on the embedding output, between
+  layers and before the softmax, never on the recurrent connections. The
+  carry is an input and an output, so truncated BPTT carries the hidden state
+  across windows.
+
+  Attributes:
+    vocab_size: number of word types (softmax size).
+    cell: registered cell name.
+    hidden_size: units per layer.
+    num_layers: stacked layers.
+    embed_size: embedding size; defaults to ``hidden_size``.
+    dropout_rate: non-recurrent dropout.
+    variational_dropout: one dropout mask per sequence, shared over time.
+    connection: between layers; see ``StackedRNN``.
+    tie_weights: softmax weights are the embedding matrix (Press & Wolf 2017;
+      Inan et al. 2017); needs ``embed_size == hidden_size``.
+    init_scale: uniform(-s, s) initialisation when > 0.
+    cell_options: extra cell attributes, e.g. ``{'forget_bias': 0.0}``.
+    bidirectional: refused. A language model predicts the next word, and the
+      backward direction would already have read it.
+    dtype: compute dtype of the matrix products (None = float32).
+    unroll: time steps per compiled loop iteration.
+  """
+
+  vocab_size: int
+  cell: str = "lstm"
+  hidden_size: int = 200
+  num_layers: int = 2
+  embed_size: int | None = None
+  dropout_rate: float = 0.0
+  variational_dropout: bool = False
+  connection: str = "none"
+  tie_weights: bool = False
+  init_scale: float = 0.0
+  cell_options: Any = None
+  bidirectional: bool = False
+  dtype: Any = None
+  unroll: int = 1
+
+  def setup(self):
+    if self.bidirectional:
+      raise ValueError(
+          "a language model cannot be bidirectional: its backward direction "
+          "would read the very words it is asked to predict")
+    embed_size = self.embed_size or self.hidden_size
+    if self.tie_weights and embed_size != self.hidden_size:
+      raise ValueError(f"tie_weights needs embed_size == hidden_size, got "
+                       f"{embed_size} and {self.hidden_size}")
+    self.embed = nn.Embed(self.vocab_size, embed_size,
+                          embedding_init=_embed_init(self.init_scale))
+    self.rnn = StackedRNN(
+        cell_factory(self.cell, self.hidden_size, self.cell_options,
+                     self.init_scale, self.dtype),
+        num_layers=self.num_layers,
+        dropout_rate=self.dropout_rate,
+        variational=self.variational_dropout,
+        connection=self.connection,
+        unroll=self.unroll)
+    self.dropout = nn.Dropout(self.dropout_rate, broadcast_dims=(
+        (1,) if self.variational_dropout else ()))
+    if not self.tie_weights:
+      kernel_init = (cells_lib.uniform_init(self.init_scale) if self.init_scale > 0
+                     else nn.initializers.lecun_normal())
+      self.softmax = nn.Dense(self.vocab_size, kernel_init=kernel_init,
+                              dtype=self.dtype)
+
+  def __call__(self, tokens: Array, carries=None, deterministic: bool = True,
+               return_hidden: bool = False, carry_perturbations=None):
+    """tokens (B, T) int -> (logits (B, T, V) float32, carries[, hidden])."""
+    x = self.dropout(self.embed(tokens), deterministic=deterministic)  # (B, T, E)
+    out = self.rnn(x, carries, deterministic=deterministic,
+                   return_hidden=return_hidden,
+                   carry_perturbations=carry_perturbations)
+    h, new_carries = out[0], out[1]
+    h = self.dropout(h, deterministic=deterministic)  # (B, T, H)
+    if self.tie_weights:
+      logits = self.embed.attend(h)
+    else:
+      logits = self.softmax(h)
+    logits = logits.astype(jnp.float32)  # (B, T, V)
+    if return_hidden:
+      return logits, new_carries, out[2]
+    return logits, new_carries
+
+  @nn.nowrap
+  def initial_carries(self, batch_size: int):
+    """Zero carries for every layer, the shape ``__call__`` returns."""
+    cell = cells_lib.get_cell(self.cell, hidden_size=self.hidden_size,
+                              **dict(self.cell_options or {}))
+    return tuple(cell.initialize_carry(jax.random.key(0), (batch_size, 1))
+                 for _ in range(self.num_layers))
+
+
+class AgreementClassifier(nn.Module):
+  """Number prediction (Linzen et al. 2016): read the words before the verb,
+  predict whether the verb is plural.
+
+  Embedding -> ``StackedRNN`` -> the state after the last real token -> one
+  logit (plural). The paper's model: 50-dimensional embeddings, one LSTM layer
+  of 50 units. The prefix is all the model sees, so a bidirectional encoder is
+  allowed here (forward state at the last token, backward state at the first).
+  """
+
+  vocab_size: int
+  cell: str = "lstm"
+  hidden_size: int = 50
+  num_layers: int = 1
+  embed_size: int = 50
+  dropout_rate: float = 0.0
+  bidirectional: bool = False
+  connection: str = "none"
+  init_scale: float = 0.0
+  cell_options: Any = None
+  dtype: Any = None
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, tokens: Array, lengths: Array, deterministic: bool = True):
+    """tokens (B, T) int, lengths (B,) -> logit of 'plural' (B,) float32."""
+    x = nn.Embed(self.vocab_size, self.embed_size,
+                 embedding_init=_embed_init(self.init_scale))(tokens)  # (B, T, E)
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    h, _ = StackedRNN(
+        cell_factory(self.cell, self.hidden_size, self.cell_options,
+                     self.init_scale, self.dtype),
+        num_layers=self.num_layers, bidirectional=self.bidirectional,
+        dropout_rate=self.dropout_rate, connection=self.connection,
+        unroll=self.unroll)(x, lengths=lengths, deterministic=deterministic)
+    batch = jnp.arange(tokens.shape[0])
+    last = h[batch, lengths - 1]  # (B, F): the state after the last real token
+    if self.bidirectional:  # backward half has read the whole prefix at t = 0
+      hs = self.hidden_size
+      last = jnp.concatenate([last[:, :hs], h[:, 0, hs:]], axis=-1)  # (B, 2H)
+    last = nn.Dropout(self.dropout_rate)(last, deterministic=deterministic)
+    return nn.Dense(1)(last)[:, 0].astype(jnp.float32)
