@@ -1,0 +1,213 @@
+"""Cells against their equations, recomputed by hand in NumPy from the parameter tree."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import linen as nn
+
+from rnn_research import cells
+
+B, D, H = 3, 5, 4
+
+
+@pytest.fixture(autouse=True)
+def _highest_precision():
+  with jax.default_matmul_precision("highest"):
+    yield
+
+
+def sigmoid(a):
+  return 1.0 / (1.0 + np.exp(-a))
+
+
+NP_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda a: np.maximum(a, 0.0),
+    "sigmoid": sigmoid,
+    "identity": lambda a: a,
+}
+
+
+def random_carry(cell, seed=2):
+  carry = cell.initialize_carry(jax.random.key(0), (B, D))
+  leaves, treedef = jax.tree.flatten(carry)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(treedef, [jax.random.normal(k, l.shape) for k, l in zip(keys, leaves)])
+
+
+def random_variables(cell, carry, x, seed=0):
+  """The cell's variables with every leaf (biases included) drawn at random."""
+  variables = cell.init(jax.random.key(seed), carry, x)
+  leaves, treedef = jax.tree.flatten(variables)
+  keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+  return jax.tree.unflatten(
+      treedef, [0.7 * jax.random.normal(k, l.shape) for k, l in zip(keys, leaves)])
+
+
+def setup_cell(cell, seed=0):
+  x = jax.random.normal(jax.random.key(seed + 10), (B, D))
+  carry = random_carry(cell, seed + 20)
+  variables = random_variables(cell, carry, x, seed)
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+  return x, carry, variables, p
+
+
+ALL_CELLS = {
+    "elman_tanh": lambda **kw: cells.ElmanCell(H, activation="tanh", **kw),
+    "elman_relu": lambda **kw: cells.ElmanCell(H, activation="relu", **kw),
+    "elman_sigmoid": lambda **kw: cells.ElmanCell(H, activation="sigmoid", **kw),
+    "elman_identity": lambda **kw: cells.ElmanCell(H, activation="identity", **kw),
+    "lstm": lambda **kw: cells.LSTMCell(H, **kw),
+    "gru": lambda **kw: cells.GRUCell(H, **kw),
+    "gru_reset_after": lambda **kw: cells.GRUCell(H, reset_after=True, **kw),
+}
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "identity"])
+def test_elman_matches_equation(activation):
+  cell = cells.ElmanCell(H, activation=activation)
+  x, h, variables, p = setup_cell(cell)
+  want = NP_ACTIVATIONS[activation](
+      np.asarray(h) @ p["recurrent_kernel"] + np.asarray(x) @ p["input"]["kernel"]
+      + p["input"]["bias"])
+  new_h, y = cell.apply(variables, h, x)
+  np.testing.assert_allclose(new_h, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_matches_equation():
+  cell = cells.LSTMCell(H, forget_bias=1.0)
+  x, (c, h), variables, p = setup_cell(cell)
+  c, h, x = (np.asarray(a, np.float64) for a in (c, h, x))
+  u, w, b = p["input"]["kernel"], p["recurrent_kernel"], p["input"]["bias"]
+  block = lambda k: slice(k * H, (k + 1) * H)  # gate order i, f, c~, o
+  i = sigmoid(h @ w[:, block(0)] + x @ u[:, block(0)] + b[block(0)])
+  f = sigmoid(h @ w[:, block(1)] + x @ u[:, block(1)] + b[block(1)])
+  c_tilde = np.tanh(h @ w[:, block(2)] + x @ u[:, block(2)] + b[block(2)])
+  o = sigmoid(h @ w[:, block(3)] + x @ u[:, block(3)] + b[block(3)])
+  want_c = f * c + i * c_tilde
+  want_h = o * np.tanh(want_c)
+  (new_c, new_h), y = cell.apply(variables, (c, h), x)
+  np.testing.assert_allclose(new_c, want_c, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(new_h, want_h, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(y, want_h, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reset_after", [False, True])
+def test_gru_matches_equation(reset_after):
+  cell = cells.GRUCell(H, reset_after=reset_after)
+  x, h, variables, p = setup_cell(cell)
+  h, x = np.asarray(h, np.float64), np.asarray(x, np.float64)
+  u, w, b = p["input"]["kernel"], p["recurrent_kernel"], p["input"]["bias"]
+  block = lambda k: slice(k * H, (k + 1) * H)  # gate order r, u, h~
+  r = sigmoid(h @ w[:, block(0)] + x @ u[:, block(0)] + b[block(0)])
+  z = sigmoid(h @ w[:, block(1)] + x @ u[:, block(1)] + b[block(1)])
+  if reset_after:
+    assert "recurrent_bias" in p
+    candidate = np.tanh(r * (h @ w[:, block(2)] + p["recurrent_bias"])
+                        + x @ u[:, block(2)] + b[block(2)])
+  else:
+    assert "recurrent_bias" not in p
+    candidate = np.tanh((r * h) @ w[:, block(2)] + x @ u[:, block(2)] + b[block(2)])
+  want = (1.0 - z) * h + z * candidate
+  new_h, y = cell.apply(variables, h, x)
+  np.testing.assert_allclose(new_h, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CELLS))
+def test_project_inputs_then_step_equals_call(name):
+  cell = ALL_CELLS[name]()
+  x, carry, variables, _ = setup_cell(cell)
+  want = cell.apply(variables, carry, x)
+  px = cell.apply(variables, x, method="project_inputs")
+  assert px.shape == (B, cell.num_gates * H)
+  got = cell.apply(variables, carry, px, method="step")
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_forget_bias_lands_in_b_f_only():
+  cell = cells.LSTMCell(H, forget_bias=2.5)
+  x = jnp.ones((B, D))
+  variables = cell.init(jax.random.key(0), cell.initialize_carry(None, (B, D)), x)
+  bias = np.asarray(variables["params"]["input"]["bias"])
+  want = np.zeros(4 * H)
+  want[H:2 * H] = 2.5  # (i, f, c~, o): the second block is f
+  np.testing.assert_array_equal(bias, want)
+
+
+def test_get_cell_unknown_name_lists_valid_names():
+  with pytest.raises(ValueError) as err:
+    cells.get_cell("nope", hidden_size=H)
+  msg = str(err.value)
+  assert "nope" in msg
+  for name in cells.CELLS:
+    assert name in msg
+
+
+def test_get_cell_builds_registered_cells():
+  assert cells.get_cell("rnn_relu", hidden_size=H).activation == "relu"
+  assert cells.get_cell("rnn_tanh", hidden_size=H).activation == "tanh"
+  assert isinstance(cells.get_cell("lstm", hidden_size=H), cells.LSTMCell)
+  gru = cells.get_cell("gru", hidden_size=H, reset_after=True)
+  assert isinstance(gru, cells.GRUCell) and gru.reset_after
+
+
+@pytest.mark.parametrize("name", ["elman_tanh", "lstm", "gru", "gru_reset_after"])
+def test_cell_inside_flax_nn_rnn_equals_python_loop(name):
+  cell = ALL_CELLS[name]()
+  xs = jax.random.normal(jax.random.key(3), (B, 5, D))  # (B, T, D)
+  rnn = nn.RNN(cell, return_carry=True)
+  variables = rnn.init(jax.random.key(0), xs)
+  carry, outputs = rnn.apply(variables, xs)
+  assert outputs.shape == (B, 5, H)
+  cell_vars = {"params": variables["params"]["cell"]}
+  want_carry = cell.initialize_carry(None, (B, D))
+  for t in range(5):
+    want_carry, y = cell.apply(cell_vars, want_carry, xs[:, t])
+    np.testing.assert_allclose(outputs[:, t], y, rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(carry), jax.tree.leaves(want_carry)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, num_gates, has_recurrent_bias", [
+    ("elman_tanh", 1, False), ("lstm", 4, False), ("gru", 3, False),
+    ("gru_reset_after", 3, True)])
+def test_parameter_tree_shapes(name, num_gates, has_recurrent_bias):
+  cell = ALL_CELLS[name]()
+  variables = cell.init(jax.random.key(0), cell.initialize_carry(None, (B, D)),
+                        jnp.ones((B, D)))
+  want = {"input": {"kernel": (D, num_gates * H), "bias": (num_gates * H,)},
+          "recurrent_kernel": (H, num_gates * H)}
+  if has_recurrent_bias:
+    want["recurrent_bias"] = (H,)
+  assert jax.tree.map(lambda a: a.shape, variables) == {"params": want}
+  assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(variables))
+
+
+def test_recurrent_kernel_is_orthogonal_per_gate():
+  cell = cells.LSTMCell(H)
+  variables = cell.init(jax.random.key(0), cell.initialize_carry(None, (B, D)),
+                        jnp.ones((B, D)))
+  w = np.asarray(variables["params"]["recurrent_kernel"])  # (H, 4H)
+  for k in range(4):
+    block = w[:, k * H:(k + 1) * H]
+    np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["elman_tanh", "lstm", "gru", "gru_reset_after"])
+def test_bfloat16_dtype_stays_close_to_float32_with_float32_carry(name):
+  cell32 = ALL_CELLS[name]()
+  cell16 = ALL_CELLS[name](dtype=jnp.bfloat16)
+  xs = jax.random.normal(jax.random.key(3), (B, 6, D))
+  carry = cell32.initialize_carry(None, (B, D))
+  variables = cell32.init(jax.random.key(0), carry, xs[:, 0])
+  carry32 = carry16 = carry
+  for t in range(6):
+    carry32, y32 = cell32.apply(variables, carry32, xs[:, t])
+    carry16, y16 = cell16.apply(variables, carry16, xs[:, t])
+  assert all(a.dtype == jnp.float32 for a in jax.tree.leaves((carry16, y16)))
+  assert np.max(np.abs(np.asarray(y16) - np.asarray(y32))) < 5e-2
+  assert not np.array_equal(y16, y32)  # the products did run in bfloat16
