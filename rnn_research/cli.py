@@ -20,6 +20,7 @@ traceback only under ``--verbose``.
 
 from __future__ import annotations
 
+import logging as std_logging
 import sys
 import traceback
 
@@ -40,6 +41,9 @@ def run(main) -> None:
   """``absl.app.run(main)`` with one-line errors for bad input."""
 
   def wrapped(argv):
+    # Orbax logs every save and restore at INFO; keep its warnings only.
+    logging.get_absl_handler().python_handler.addFilter(
+        lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
     logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
     try:
       return main(argv)
