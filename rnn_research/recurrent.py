@@ -51,6 +51,11 @@ def _scan_body(cell: _FusedCell, carry, xs):
     y = jnp.where(mask[:, None], y, 0.0)
   if delta is not None:
     new_carry = jax.tree.map(jnp.add, new_carry, delta)
+    # The output is the hidden state, the carry's last leaf (h, or h of the
+    # LSTM's (c, h)): it must carry the perturbation too, or dJ(i)/dh(i) at
+    # distance 0 would be zero.
+    delta_h = jax.tree.leaves(delta)[-1]
+    y = y + (delta_h if mask is None else jnp.where(mask[:, None], delta_h, 0.0))
   return new_carry, y
 
 
@@ -70,8 +75,9 @@ class Recurrent(nn.Module):
       updating (the final carry is the one at the sequence's end) and outputs
       are zero.
     carry_perturbation: a pytree like the carry with a time axis, (B, T, ...):
-      added to the carry after each step. Its gradient is dJ/d(carry_t) through
-      every later step, which is what ``probes`` measure.
+      added to the carry after each step (and its last leaf, the hidden state,
+      to that step's output). Its gradient is dJ/d(carry_t), through step t's
+      output and every later step, which is what ``probes`` measure.
 
   Returns:
     (outputs (B, T, H), final carry).
