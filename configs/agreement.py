@@ -190,6 +190,10 @@ def get_config(arg: str = "synthetic") -> ml_collections.ConfigDict:
     config.data.num_train = 40
     config.data.num_valid = 10
     config.data.num_test = 10
+    config.data.test_distances = "1,3"
+    config.data.num_test_distance = 10
+    # One padded length (8) for every batch: one compilation per step kind.
+    config.data.max_length = 8
     config.batch_size = 8
     config.eval_batch_size = 16
     config.num_epochs = 1

@@ -1,0 +1,129 @@
+"""The agreement study end to end: the tiny config, the absl main's one-line
+error for malformed data, and the language-model evaluation on files in the
+Gulordava et al. and minimal-pair formats."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from configs import agreement as agreement_config
+from rnn_research import agreement
+from rnn_research.data.corpus import DataError, Vocab
+from rnn_research.models import LanguageModel
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run_main(tmp_path, *flags):
+  env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"), JAX_PLATFORMS="cpu")
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.agreement", *flags],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_study_on_the_test_config_writes_every_result_file(tmp_path,
+                                                              monkeypatch):
+  # In-process (the main only forwards to train_and_evaluate): no second JAX
+  # start-up, and compilations are shared with the other tests.
+  monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+  workdir = tmp_path / "run"
+  agreement.train_and_evaluate(agreement_config.get_config("test"), str(workdir))
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["cell"] == "lstm"
+  assert set(results["error_by_attractors"]) == {"0", "1", "2", "3", "4"}
+  for entry in results["error_by_attractors"].values():
+    assert set(entry) == {"error", "count"} and entry["count"] == 10
+  assert 0.0 <= results["error"] <= 1.0 and results["count"] == 50
+  assert set(results["error_by_distance"]) == {"1", "3"}
+  md = (workdir / "results.md").read_text()
+  assert "| attractors | items | lstm error |" in md
+  assert (workdir / "error_by_attractors.png").stat().st_size > 1000
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["model"]["cell"] == "lstm"
+  splits = {json.loads(l)["split"] for l in
+            (workdir / "metrics.jsonl").read_text().splitlines()}
+  assert {"train", "valid", "test"} <= splits
+
+
+def test_main_reports_a_malformed_line_by_file_and_line(tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  (data / "numpred.val").write_text("VBZ\tthe dog\nVBZ the dog\n")
+  (data / "numpred.test.1").write_text("VBP\tthe dogs near the cat\n")
+  proc = run_main(tmp_path, "--config=configs/agreement.py:linzen",
+                  f"--config.data.dir={data}", f"--workdir={tmp_path / 'run'}")
+  assert proc.returncode == 2
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and f"{data / 'numpred.val'}:2:" in last
+
+
+# --- language-model agreement from files --------------------------------------
+
+
+@pytest.fixture
+def lm_files(tmp_path):
+  (tmp_path / "s.text").write_text(
+      "the dog runs . <eos>\nthe dogs near the cat run . <eos>\n"
+      "the dog near the cats runs . <eos>\nthe wug runs . <eos>\n")
+  (tmp_path / "s.gold").write_text(
+      "2\truns\trun\t0\n5\trun\truns\t1\n5\truns\trun\t1\n2\truns\tblicks\t0\n")
+  (tmp_path / "pairs.tsv").write_text(
+      "simple\tthe dog runs\tthe dog run\n"
+      "across_pp\tthe dogs near the cat run\tthe dogs near the cat runs\n"
+      "across_pp\tthe dog near the cats runs\tthe dog near the cats run\n")
+  return tmp_path
+
+
+def lm_config(files, **data):
+  config = agreement_config.get_config("lm")
+  config.lm_workdir = str(files)
+  config.eval_batch_size = 8
+  config.data.update(data)
+  return config
+
+
+@pytest.fixture
+def fake_restore(monkeypatch):
+  """A freshly initialised tiny LM where the study would restore a trained one."""
+  vocab = Vocab.build("<eos> the dog dogs runs run near cat cats .".split())
+  model = LanguageModel(vocab_size=len(vocab), cell="gru", hidden_size=8,
+                        num_layers=1)
+  params = jax.jit(model.init)(jax.random.key(0),
+                               jnp.zeros((1, 2), jnp.int32))["params"]
+  monkeypatch.setattr(agreement, "load_language_model",
+                      lambda workdir: (model, params, vocab))
+
+
+def test_lm_task_scores_gulordava_files_and_minimal_pairs(lm_files, fake_restore):
+  config = lm_config(lm_files, text=str(lm_files / "s.text"),
+                     gold=str(lm_files / "s.gold"),
+                     minimal_pairs=str(lm_files / "pairs.tsv"))
+  workdir = lm_files / "run"
+  agreement.train_and_evaluate(config, str(workdir))
+  results = json.loads((workdir / "results.json").read_text())
+  gul = results["sets"]["gulordava"]
+  assert gul["skipped_oov"] == 1  # 'blicks' is not in the vocabulary
+  assert {k: v["count"] for k, v in results["error_by_attractors"].items()} == {
+      "0": 1, "1": 2}
+  assert results["count"] == 3
+  mp = results["minimal_pairs"]
+  assert mp["count"] == 3
+  assert {k: v["count"] for k, v in mp["by_condition"].items()} == {
+      "simple": 1, "across_pp": 2}
+  md = (workdir / "results.md").read_text()
+  assert "Minimal pairs" in md and "gulordava error" in md
+
+
+def test_lm_task_rejects_a_malformed_gold_line_before_loading_the_model(tmp_path):
+  (tmp_path / "s.text").write_text("the dog runs\nthe dog runs\n")
+  (tmp_path / "s.gold").write_text("2\truns\trun\t0\n2\truns\n")
+  config = lm_config(tmp_path, text=str(tmp_path / "s.text"),
+                     gold=str(tmp_path / "s.gold"))
+  with pytest.raises(DataError, match=r"s\.gold:2:"):
+    agreement.train_and_evaluate(config, str(tmp_path / "run"))
