@@ -1,0 +1,162 @@
+"""The synthetic grammar: determinism, exact probabilities, agreement items."""
+
+import collections
+import dataclasses
+import math
+import time
+
+import numpy as np
+import pytest
+
+from rnn_research.data import grammar as grammar_lib
+from rnn_research.data.corpus import DataError
+from rnn_research.data.grammar import Grammar
+
+# Every rule, a shared determiner, adjectives, both verb kinds, one level of
+# nesting; 14,520 derivations.
+TINY = Grammar(
+    nouns=(("dog", "dogs"),), adjectives=("big",),
+    intransitive_verbs=(("walks", "walk"),),
+    transitive_verbs=(("sees", "see"),), prepositions=("near",),
+    singular_determiners=(("the", 0.6), ("a", 0.4)),
+    plural_determiners=(("the", 1.0),), adjective_count_probs=(0.6, 0.4),
+    modifier_probs=(0.5,), p_transitive=0.3, p_subject_plural=0.4,
+    p_embedded_plural=0.7)
+
+
+def test_tiny_grammar_probabilities_sum_to_one_with_one_derivation_each():
+  derivations = list(TINY.enumerate_derivations())
+  assert len(derivations) == 14_520
+  # Distinct token sequences: no sentence has two derivations.
+  assert len({d.tokens for d in derivations}) == len(derivations)
+  assert math.isclose(math.fsum(math.exp(d.log_prob) for d in derivations),
+                      1.0, abs_tol=1e-9)
+  for d in derivations[::7]:
+    assert math.isclose(TINY.log_prob(d.tokens), d.log_prob, abs_tol=1e-9)
+
+
+def test_log_prob_matches_sampler_on_default_grammar():
+  g = Grammar()
+  for s in g.sample_many(np.random.default_rng(0), 2000):
+    assert math.isclose(g.log_prob(s.tokens), s.log_prob, abs_tol=1e-9)
+    assert g.log_prob(s.tokens[:-1]) == g.log_prob(s.tokens)  # <eos> optional
+
+
+def test_log_prob_is_minus_inf_outside_the_language():
+  g = Grammar()
+  assert g.log_prob("the dogs walks <eos>".split()) == -math.inf  # agreement
+  assert g.log_prob("the dog walks".split()) > -math.inf
+  assert g.log_prob("the dog sees <eos>".split()) == -math.inf  # no object
+  assert g.log_prob("the dog".split()) == -math.inf
+  assert g.log_prob("the dog walks the cat".split()) == -math.inf
+  assert g.log_prob("a dogs walk".split()) == -math.inf  # determiner number
+  assert g.log_prob("the unicorn walks".split()) == -math.inf
+  # Modifiers at depth 1 are allowed by default, beyond max_depth they are not.
+  shallow = dataclasses.replace(g, modifier_probs=(0.5,))
+  nested = "the dog near the cat near the boy walks".split()
+  assert g.log_prob(nested) > -math.inf
+  assert shallow.log_prob(nested) == -math.inf
+
+
+def test_log_prob_of_simplest_sentence_by_hand():
+  g = Grammar()
+  # plural subject, 'the', no adjective, 'dogs', no modifier, intransitive
+  # 'walk' (1 of 6 verbs).
+  expected = (math.log(0.5) + math.log(0.6) + math.log(0.7) - math.log(14) +
+              math.log(0.5) + math.log(0.5) - math.log(6))
+  assert math.isclose(g.log_prob("the dogs walk <eos>".split()), expected)
+
+
+def test_same_seed_same_corpus_and_splits_independent():
+  a = grammar_lib.generate_corpus(7, 200, 50, 50)
+  b = grammar_lib.generate_corpus(7, 200, 50, 50)
+  c = grammar_lib.generate_corpus(8, 200, 50, 50)
+  assert a == b
+  assert a["train"] != c["train"]
+  # More training sentences leave valid and test as they were.
+  d = grammar_lib.generate_corpus(7, 400, 50, 50)
+  assert d["valid"] == a["valid"] and d["test"] == a["test"]
+  assert a["train"][-1] == "<eos>" and a["train"].count("<eos>") == 200
+
+
+def test_default_grammar_size_and_sentence_length():
+  g = Grammar()
+  assert 30 <= len(g.words()) <= 100
+  sentences = g.sample_many(np.random.default_rng(1), 5000)
+  mean_length = np.mean([len(s.tokens) for s in sentences])
+  assert 8 <= mean_length <= 12
+  assert {w for s in sentences for w in s.tokens} <= set(g.words())
+
+
+def test_generating_20k_sentences_is_fast():
+  start = time.perf_counter()
+  grammar_lib.generate_corpus(0, 20_000, 0, 0)
+  assert time.perf_counter() - start < 2.0
+
+
+def test_entropy_per_token_is_mean_negative_log_prob_per_token():
+  g = Grammar()
+  sentences = g.sample_many(np.random.default_rng(2), 300)
+  expected = -sum(s.log_prob for s in sentences) / sum(
+      len(s.tokens) for s in sentences)
+  tokens = [t for s in sentences for t in s.tokens]
+  got = grammar_lib.entropy_per_token(grammar_lib.split_sentences(tokens))
+  assert math.isclose(got, expected, rel_tol=1e-12)
+  with pytest.raises(DataError, match="not in the grammar"):
+    grammar_lib.entropy_per_token([["the", "dogs", "walks", "<eos>"]])
+
+
+def test_sentence_agreement_info_is_consistent():
+  g = Grammar()
+  for s in g.sample_many(np.random.default_rng(3), 500):
+    assert s.tokens[s.verb_index] == s.correct_verb
+    assert s.tokens[s.subject_index] in {w for p in g.nouns for w in p}
+    assert s.distance == s.verb_index - s.subject_index >= 1
+    wrong = list(s.tokens)
+    wrong[s.verb_index] = s.wrong_verb
+    assert g.log_prob(wrong) == -math.inf
+
+
+def count_attractors(g, item):
+  """Recounts, from the words alone, the nouns of the other number."""
+  number = {w: n for pair in g.nouns for n, w in enumerate(pair)}
+  subject = item.prefix[len(item.prefix) - item.distance]
+  between = [number[w] for w in item.prefix[len(item.prefix) - item.distance + 1:]
+             if w in number]
+  return sum(n != number[subject] for n in between), len(between)
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_agreement_items_have_exactly_k_attractors(k):
+  g = Grammar()
+  items = grammar_lib.agreement_items(0, k, 60)
+  transitive = {w for pair in g.transitive_verbs for w in pair}
+  singular_verbs = {p[0] for p in g.transitive_verbs + g.intransitive_verbs}
+  assert len(items) == 60
+  assert collections.Counter(i.label for i in items) == {"singular": 30,
+                                                         "plural": 30}
+  for item in items:
+    assert (item.n_attractors, item.n_intervening_nouns) == (k, k)
+    assert count_attractors(g, item) == (k, k)
+    # Completed with the correct verb the prefix is a sentence of the
+    # grammar (the items come from its support); with the wrong verb not.
+    object_np = ("the", "dog") if item.correct_verb in transitive else ()
+    for verb, ok in ((item.correct_verb, True), (item.wrong_verb, False)):
+      lp = g.log_prob(item.prefix + (verb,) + object_np)
+      assert (lp > -math.inf) == ok
+    assert item.label == ("singular" if item.correct_verb in singular_verbs
+                          else "plural")
+
+
+def test_agreement_items_by_distance_and_determinism():
+  items = grammar_lib.agreement_items(1, None, 40, distance=6)
+  assert all(i.distance == 6 for i in items)
+  assert items == grammar_lib.agreement_items(1, None, 40, distance=6)
+  assert items != grammar_lib.agreement_items(2, None, 40, distance=6)
+
+
+def test_agreement_items_reject_impossible_requests():
+  with pytest.raises(DataError, match="outside 0..4"):
+    grammar_lib.agreement_items(0, 5, 10)
+  with pytest.raises(DataError, match="could not generate"):
+    grammar_lib.agreement_items(0, 0, 3, distance=12, max_tries_per_item=20)
