@@ -64,15 +64,23 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    """Saves asynchronously; replaces an existing checkpoint of the same step."""
+    """Saves asynchronously. A step already saved is left as it is: the loop's
+    state is a function of the step, so it holds the same thing (this happens
+    when a preemption arrives right after a periodic save)."""
+    self._manager.wait_until_finished()
     if step in self._manager.all_steps():
-      self._manager.delete(step)  # orbax would otherwise skip the save silently
+      return
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
   def read_meta(self, step: int) -> dict:
     return self._manager.restore(
         step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+  def read_state(self, step: int) -> Any:
+    """The stored state as saved, without a target structure (for inspection)."""
+    return self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
 
   def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict, int]:
     """Restores into the structure of ``target`` (arrays or shape structs).

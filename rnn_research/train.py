@@ -300,66 +300,70 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     latest.save(step, state, _meta(config, step, steps_per_epoch, history, best))
 
   step = int(state.step)
-  with _Preemption() as preemption:
-    while step < total_steps:
-      if preemption.requested:
-        save(step)
-        latest.wait()
-        writer.close()
-        logging.warning("preempted: checkpoint saved at step %d; rerun the same "
-                        "command to continue", step)
-        return {"preempted": True, "step": step}
-      epoch, position = divmod(step, steps_per_epoch)
-      if position == 0:  # a new pass over the data starts from a zero state
-        state = state.replace(carries=jax.tree.map(jnp.zeros_like, state.carries))
-      inputs, targets = train_batches[position]
-      if mesh is not None:
-        inputs, targets = parallel.shard_batch(mesh, (inputs, targets))
-      t0 = time.perf_counter()
-      state, step_metrics = train_step(state, inputs, targets, dropout_key)
-      if compile_seconds is None:
-        jax.block_until_ready(state.step)
-        compile_seconds = time.perf_counter() - t0
-        window_start, window_steps = time.perf_counter(), 0
-        logging.info("first step (compile included): %.1f s", compile_seconds)
-      else:
-        window_steps += 1
-      pending.append(step_metrics)
-      step += 1
-      end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-      if step % config.log_every_steps == 0 or end_of_epoch:
-        logged = jax.device_get(pending)
-        elapsed = time.perf_counter() - window_start
-        tok_s = window_steps * tokens_per_step / elapsed if window_steps else float("nan")
-        if window_steps >= 2:
-          tok_rates.append(tok_s)
-        loss = float(np.mean([m["loss"] for m in logged]))
-        writer.write(step, "train", loss=loss, ppl=math.exp(min(loss, 50.0)),
-                     learning_rate=float(logged[-1]["learning_rate"]),
-                     grad_norm=float(np.mean([m["grad_norm"] for m in logged])),
-                     grad_norm_max=float(np.max([m["grad_norm"] for m in logged])),
-                     clipped_fraction=float(np.mean([m["clipped"] for m in logged])),
-                     skipped=int(state.skipped), tokens_per_sec=tok_s, epoch=epoch)
-        progress.update(step, tok_s, f"epoch {epoch + 1} loss {loss:.3f} "
-                        f"ppl {math.exp(min(loss, 50.0)):.1f}")
-        _check_finite(state, config, latest)
-        pending, window_start, window_steps = [], time.perf_counter(), 0
-      if end_of_epoch:
-        valid_ppl = evaluate(eval_step, model, state.params, corpus.valid,
-                             d.eval_batch_size, d.eval_bptt, mesh)
-        history.append({"epoch": epoch + 1, "step": step, "valid_ppl": valid_ppl})
-        writer.write(step, "valid", ppl=valid_ppl, epoch=epoch + 1)
-        logging.info("epoch %d: valid ppl %.2f", epoch + 1, valid_ppl)
-        if best["valid_ppl"] is None or valid_ppl < best["valid_ppl"]:
-          best = {"valid_ppl": valid_ppl, "step": step, "epoch": epoch + 1}
+  try:
+    with _Preemption() as preemption:
+      while step < total_steps:
+        if preemption.requested:
+          save(step)
+          latest.wait()
+          writer.close()
+          logging.warning("preempted: checkpoint saved at step %d; rerun the same "
+                          "command to continue", step)
+          return {"preempted": True, "step": step}
+        epoch, position = divmod(step, steps_per_epoch)
+        if position == 0:  # a new pass over the data starts from a zero state
+          state = state.replace(carries=jax.tree.map(jnp.zeros_like, state.carries))
+        inputs, targets = train_batches[position]
+        if mesh is not None:
+          inputs, targets = parallel.shard_batch(mesh, (inputs, targets))
+        t0 = time.perf_counter()
+        state, step_metrics = train_step(state, inputs, targets, dropout_key)
+        if compile_seconds is None:
+          jax.block_until_ready(state.step)
+          compile_seconds = time.perf_counter() - t0
+          window_start, window_steps = time.perf_counter(), 0
+          logging.info("first step (compile included): %.1f s", compile_seconds)
+        else:
+          window_steps += 1
+        pending.append(step_metrics)
+        step += 1
+        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+        if step % config.log_every_steps == 0 or end_of_epoch:
+          logged = jax.device_get(pending)
+          elapsed = time.perf_counter() - window_start
+          tok_s = window_steps * tokens_per_step / elapsed if window_steps else float("nan")
+          if window_steps >= 2:
+            tok_rates.append(tok_s)
+          loss = float(np.mean([m["loss"] for m in logged]))
+          writer.write(step, "train", loss=loss, ppl=math.exp(min(loss, 50.0)),
+                       learning_rate=float(logged[-1]["learning_rate"]),
+                       grad_norm=float(np.mean([m["grad_norm"] for m in logged])),
+                       grad_norm_max=float(np.max([m["grad_norm"] for m in logged])),
+                       clipped_fraction=float(np.mean([m["clipped"] for m in logged])),
+                       skipped=int(state.skipped), tokens_per_sec=tok_s, epoch=epoch)
+          progress.update(step, tok_s, f"epoch {epoch + 1} loss {loss:.3f} "
+                          f"ppl {math.exp(min(loss, 50.0)):.1f}")
           _check_finite(state, config, latest)
-          best_ckpt.save(step, state.params, _meta(config, step, steps_per_epoch,
-                                                   history, best))
-          best_ckpt.wait()  # the best must be on disk before 'latest' points past it
-        save(step)
-      elif config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-        save(step)
-  latest.wait()
+          pending, window_start, window_steps = [], time.perf_counter(), 0
+        if end_of_epoch:
+          valid_ppl = evaluate(eval_step, model, state.params, corpus.valid,
+                               d.eval_batch_size, d.eval_bptt, mesh)
+          history.append({"epoch": epoch + 1, "step": step, "valid_ppl": valid_ppl})
+          writer.write(step, "valid", ppl=valid_ppl, epoch=epoch + 1)
+          logging.info("epoch %d: valid ppl %.2f", epoch + 1, valid_ppl)
+          if best["valid_ppl"] is None or valid_ppl < best["valid_ppl"]:
+            best = {"valid_ppl": valid_ppl, "step": step, "epoch": epoch + 1}
+            _check_finite(state, config, latest)
+            best_ckpt.save(step, state.params, _meta(config, step, steps_per_epoch,
+                                                     history, best))
+            best_ckpt.wait()  # the best must be on disk before 'latest' points past it
+          save(step)
+        elif config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+          save(step)
+  finally:
+    # Never leave a save half-done, also when an error ends the run.
+    latest.wait()
+    best_ckpt.wait()
 
   # Final figures from the best checkpoint by validation perplexity.
   params, _, best_step = best_ckpt.restore(state.params)

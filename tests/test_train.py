@@ -1,0 +1,272 @@
+"""The language-model trainer: contract files, exact resume, preemption, guards, bad input."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from rnn_research import checkpoint as ckpt_lib
+from rnn_research import train
+from rnn_research.data import batching
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**overrides):
+  c = test_config.get_config()
+  c.num_epochs = 2
+  c.data.num_train_sentences = 120
+  c.data.num_valid_sentences = 20
+  c.data.num_test_sentences = 20
+  c.model.hidden_size = 8
+  c.checkpoint_every_steps = 4
+  for key, value in overrides.items():
+    node = c
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return c
+
+
+def latest_params(workdir):
+  """The newest 'latest' checkpoint's state, as NumPy arrays."""
+  mgr = ckpt_lib.Checkpointer(pathlib.Path(workdir) / "checkpoints" / "latest")
+  step = mgr.latest_step()
+  state = mgr.read_state(step)
+  mgr.close()
+  return step, jax.tree.map(np.asarray, state["params"])
+
+
+def assert_trees_equal(a, b):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(la) == len(lb) and la
+  for x, y in zip(la, lb):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+  """One uninterrupted run of the tiny config, shared by the resume tests."""
+  workdir = tmp_path_factory.mktemp("reference")
+  results = train.train_and_evaluate(tiny_config(), str(workdir))
+  return workdir, results
+
+
+def test_run_writes_the_contract_files(reference_run):
+  workdir, results = reference_run
+  for name in ("config.json", "metrics.jsonl", "results.json", "results.md", "vocab.json"):
+    assert (workdir / name).exists(), name
+  stored = json.loads((workdir / "results.json").read_text())
+  assert {"valid_ppl", "test_ppl", "tokens_per_sec"} <= stored.keys()
+  assert stored["test_ppl"] == pytest.approx(results["test_ppl"])
+  # The optimum of the synthetic grammar is reported and is a lower bound.
+  assert 1.0 < stored["optimal_test_ppl"] < stored["test_ppl"]
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  train_records = [r for r in records if r["split"] == "train"]
+  assert {"loss", "ppl", "learning_rate", "grad_norm", "clipped_fraction",
+          "tokens_per_sec"} <= train_records[0].keys()
+  assert [r["epoch"] for r in records if r["split"] == "valid"] == [1, 2]
+  assert "| test ppl |" in (workdir / "results.md").read_text()
+
+
+def test_training_lowers_validation_perplexity(reference_run):
+  _, results = reference_run
+  vocab_size = len(json.loads((reference_run[0] / "vocab.json").read_text())["tokens"])
+  # A model that learned nothing scores about the vocabulary size.
+  assert results["valid_ppl"] < 0.8 * vocab_size
+
+
+def test_zaremba_schedule_halves_after_decay_epochs(reference_run):
+  workdir, _ = reference_run
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  rates = {r["epoch"]: r["learning_rate"] for r in records if r["split"] == "train"}
+  # test config: lr 1.0, x0.5 per epoch after decay_after_epochs=1.
+  assert rates[0] == pytest.approx(1.0) and rates[1] == pytest.approx(0.5)
+
+
+class _PreemptAfter:
+  """Stands in for train._Preemption: asks to stop once ``n`` steps have run."""
+
+  def __init__(self, n):
+    self.n = n
+    self.checks = 0
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    pass
+
+  @property
+  def requested(self):
+    self.checks += 1
+    return self.checks > self.n
+
+
+@pytest.mark.parametrize("stop_after", [3, 11])
+def test_resume_after_preemption_equals_uninterrupted_run(
+    reference_run, tmp_path, monkeypatch, stop_after):
+  ref_dir, ref_results = reference_run
+  monkeypatch.setattr(train, "_Preemption", lambda: _PreemptAfter(stop_after))
+  out = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  assert out == {"preempted": True, "step": stop_after}
+  monkeypatch.undo()
+  results = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  assert results["valid_ppl"] == ref_results["valid_ppl"]
+  assert results["test_ppl"] == ref_results["test_ppl"]
+  assert latest_params(tmp_path)[0] == latest_params(ref_dir)[0]
+  assert_trees_equal(latest_params(tmp_path)[1], latest_params(ref_dir)[1])
+  # metrics.jsonl holds each step once, as if the run had never stopped.
+  steps = lambda d: [(r["step"], r["split"]) for r in map(
+      json.loads, (d / "metrics.jsonl").read_text().splitlines())]
+  assert steps(tmp_path) == steps(ref_dir)
+
+
+def _cli(workdir, *flags, config="configs/test.py"):
+  return [sys.executable, "-m", "experiments.lm_perplexity", f"--config={config}",
+          f"--workdir={workdir}", *flags]
+
+
+def _tiny_flags():
+  return ["--config.num_epochs=2", "--config.data.num_train_sentences=120",
+          "--config.data.num_valid_sentences=20", "--config.data.num_test_sentences=20",
+          "--config.model.hidden_size=8", "--config.checkpoint_every_steps=4"]
+
+
+def _wait_for_checkpoint(workdir, proc, newer_than, timeout=120):
+  """Waits until the run has a finished checkpoint past step ``newer_than``."""
+  ckdir = pathlib.Path(workdir) / "checkpoints" / "latest"
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    steps = [int(p.name) for p in ckdir.glob("*") if p.name.isdigit()] if ckdir.exists() else []
+    if steps and max(steps) > newer_than:
+      return max(steps)
+    if proc.poll() is not None:
+      pytest.fail(f"run ended before a checkpoint past {newer_than}: {proc.stderr.read()}")
+    time.sleep(0.05)
+  pytest.fail("no checkpoint appeared")
+
+
+def test_sigkill_and_sigterm_then_rerun_ends_like_uninterrupted_run(reference_run, tmp_path):
+  """Kill -9 twice and SIGTERM once at different points; the rerun's figures
+  and final parameters equal the run that never stopped, bitwise."""
+  ref_dir, ref_results = reference_run
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  seen = -1
+  for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL):
+    proc = subprocess.Popen(_cli(tmp_path, *_tiny_flags()), cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = _wait_for_checkpoint(tmp_path, proc, seen)
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=60)
+    if sig == signal.SIGTERM:
+      assert rc == 0, proc.stderr.read()  # preemption: checkpoint saved, clean exit
+  final = subprocess.run(_cli(tmp_path, *_tiny_flags()), cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+  assert final.returncode == 0, final.stderr[-2000:]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["valid_ppl"] == ref_results["valid_ppl"]
+  assert results["test_ppl"] == ref_results["test_ppl"]
+  assert_trees_equal(latest_params(tmp_path)[1], latest_params(ref_dir)[1])
+
+
+def _poison_step(monkeypatch, bad_position):
+  """Makes one training window hold an out-of-range token id: nn.Embed's
+  gather fills it with NaN, so that step's loss and gradient are NaN."""
+  original = batching.LMBatches.__getitem__
+
+  def getitem(self, i):
+    inputs, targets = original(self, i)
+    if i == bad_position:
+      inputs = inputs.copy()
+      inputs[0, 0] = 10**6
+    return inputs, targets
+
+  monkeypatch.setattr(batching.LMBatches, "__getitem__", getitem)
+
+
+def test_nonfinite_stop_names_the_step_and_saves_nothing_bad(tmp_path, monkeypatch):
+  _poison_step(monkeypatch, 6)
+  with pytest.raises(train.NonFiniteError, match=r"step 7; last good checkpoint: step 4"):
+    train.train_and_evaluate(tiny_config(nonfinite="stop"), str(tmp_path))
+  step, params = latest_params(tmp_path)
+  assert step == 4
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+def test_nonfinite_skip_drops_the_update_and_counts_it(tmp_path, monkeypatch):
+  _poison_step(monkeypatch, 6)
+  results = train.train_and_evaluate(tiny_config(nonfinite="skip"), str(tmp_path))
+  assert results["skipped_updates"] == 2  # window 6 in each of the two epochs
+  assert np.isfinite(results["test_ppl"])
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(latest_params(tmp_path)[1]))
+
+
+def test_restore_language_model_gives_the_trained_model(reference_run):
+  workdir, results = reference_run
+  model, params, vocab = train.restore_language_model(str(workdir))
+  eval_step = train.make_eval_step(model)
+  corpus = train.corpus_lib.load_corpus(tiny_config().data)
+  ppl = train.evaluate(eval_step, model, params, corpus.valid, 1, 50)
+  assert ppl == pytest.approx(results["valid_ppl"], rel=1e-5)
+
+
+# --- bad input: one line, non-zero exit, nothing overwritten -----------------
+
+def _snapshot(workdir):
+  return {p: p.stat().st_mtime_ns for p in pathlib.Path(workdir).rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model.cell": "lstmm"}, "unknown cell 'lstmm'; valid cells: elman, gru, lstm"),
+    ({"model.bidirectional": True}, "cannot be bidirectional"),
+    ({"model.connection": "skip"}, "unknown connection 'skip'"),
+    ({"optim.name": "sgdd"}, "unknown optimizer 'sgdd'"),
+    ({"nonfinite": "ignore"}, "unknown nonfinite 'ignore'"),
+])
+def test_bad_config_is_refused_before_anything_is_written(tmp_path, overrides, message):
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(tiny_config(**overrides), str(tmp_path / "run"))
+  assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_workdir_of_another_run_is_refused_and_left_alone(reference_run):
+  workdir, _ = reference_run
+  before = _snapshot(workdir)
+  with pytest.raises(ckpt_lib.CheckpointError, match=r"holds another run \(model.hidden_size"):
+    train.train_and_evaluate(tiny_config(**{"model.hidden_size": 12}), str(workdir))
+  assert _snapshot(workdir) == before
+
+
+def test_missing_data_dir_names_the_directory(tmp_path):
+  c = tiny_config(**{"data.source": "local", "data.dir": str(tmp_path / "nope")})
+  with pytest.raises(ValueError, match="nope"):
+    train.train_and_evaluate(c, str(tmp_path / "run"))
+
+
+def test_cli_bad_input_gives_one_line_and_exit_2(tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  for split in ("train", "valid", "test"):
+    (data / f"{split}.txt").write_text("a b c\n")
+  (data / "valid.txt").write_bytes(b"a b\n\xff\xfe c\n")  # not UTF-8 on line 2
+  cases = [
+      (["--config.model.hidden_sise=3"], "hidden_sise"),
+      (["--config.data.source=local", f"--config.data.dir={data}"], "valid.txt"),
+  ]
+  for flags, needle in cases:
+    proc = subprocess.run(_cli(tmp_path / "run", *flags), cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 2, proc.stderr[-1000:]
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], proc.stderr[-1000:]
+    assert "Traceback" not in proc.stderr
