@@ -181,3 +181,37 @@ class AgreementClassifier(nn.Module):
       last = jnp.concatenate([last[:, :hs], h[:, 0, hs:]], axis=-1)  # (B, 2H)
     last = nn.Dropout(self.dropout_rate)(last, deterministic=deterministic)
     return nn.Dense(1)(last)[:, 0].astype(jnp.float32)
+
+
+def generate(model: LanguageModel, params, prompt: Array, num_tokens: int,
+             rng: Array, temperature: float = 1.0, top_k: int = 0) -> Array:
+  """Samples ``num_tokens`` continuations of ``prompt`` (B, P) int -> (B, num_tokens).
+
+  The prompt is read in one pass (carry and last logits); then each sampled
+  word is fed back with the carry, one step at a time. ``temperature`` < 1
+  sharpens the distribution (0 is greedy); ``top_k`` > 0 samples only among
+  the k most probable words.
+  """
+  if prompt.ndim != 2 or prompt.shape[1] < 1:
+    raise ValueError(f"prompt must be (batch, length >= 1), got {prompt.shape}")
+  logits, carries = model.apply({"params": params}, prompt,
+                                model.initial_carries(prompt.shape[0]))
+
+  def pick(logits, key):  # (B, V) -> (B,)
+    if temperature <= 0:
+      return jnp.argmax(logits, axis=-1)
+    logits = logits / temperature
+    if top_k > 0:
+      kth = jax.lax.top_k(logits, top_k)[0][:, -1:]  # (B, 1)
+      logits = jnp.where(logits < kth, -jnp.inf, logits)
+    return jax.random.categorical(key, logits, axis=-1)
+
+  def step(state, key):
+    carries, logits = state
+    token = pick(logits, key)
+    logits, carries = model.apply({"params": params}, token[:, None], carries)
+    return (carries, logits[:, -1]), token
+
+  _, tokens = jax.lax.scan(step, (carries, logits[:, -1]),
+                           jax.random.split(rng, num_tokens))
+  return tokens.T  # (B, num_tokens)

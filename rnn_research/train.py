@@ -432,12 +432,8 @@ def results_markdown(config, results: dict) -> str:
   return "\n".join(lines)
 
 
-def restore_language_model(workdir: str):
-  """(model, params, vocab) from a language-model workdir's best checkpoint.
-
-  The architecture comes from the workdir's config.json and the vocabulary
-  from its vocab.json, so the caller needs nothing but the path.
-  """
+def _load_run(workdir: str):
+  """(config, model, best params, vocab) of a language-model workdir."""
   import json
   workdir = pathlib.Path(workdir)
   config_path = workdir / "config.json"
@@ -450,4 +446,41 @@ def restore_language_model(workdir: str):
   target = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 1), jnp.int32),
                           model.initial_carries(1))["params"]
   params, _, _ = ckpt_lib.Checkpointer(workdir / "checkpoints" / "best").restore(target)
+  return config, model, params, vocab
+
+
+def restore_language_model(workdir: str):
+  """(model, params, vocab) from a language-model workdir's best checkpoint.
+
+  The architecture comes from the workdir's config.json and the vocabulary
+  from its vocab.json, so the caller needs nothing but the path.
+  """
+  _, model, params, vocab = _load_run(workdir)
   return model, params, vocab
+
+
+def evaluate_workdir(workdir: str, splits=("valid", "test"), data_dir: str | None = None,
+                     batch_size: int = 1, bptt: int = 200) -> dict:
+  """Perplexity of a workdir's best checkpoint on its own data or on ``data_dir``.
+
+  Another corpus is encoded with the run's vocabulary; its out-of-vocabulary
+  words become ``<unk>`` and their rate is reported.
+  """
+  config, model, params, vocab = _load_run(workdir)
+  eval_step = make_eval_step(model)
+  results = {}
+  if data_dir:
+    files = corpus_lib.find_split_files(data_dir)
+    for split in splits:
+      ids, num_oov = vocab.encode_with_oov(corpus_lib.read_tokens(files[split]))
+      results[split] = {"ppl": evaluate(eval_step, model, params, ids, batch_size, bptt),
+                        "tokens": int(ids.size), "oov_rate": num_oov / max(ids.size, 1)}
+  else:
+    corpus = corpus_lib.load_corpus(config.data)
+    if corpus.vocab != vocab:
+      raise ckpt_lib.CheckpointError(f"the data of {workdir} no longer gives its vocabulary")
+    for split in splits:
+      ids = corpus.split(split)
+      results[split] = {"ppl": evaluate(eval_step, model, params, ids, batch_size, bptt),
+                        "tokens": int(ids.size)}
+  return results

@@ -270,3 +270,15 @@ def test_cli_bad_input_gives_one_line_and_exit_2(tmp_path):
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and needle in errors[0], proc.stderr[-1000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_evaluate_workdir_on_its_own_data_and_on_another_folder(reference_run, tmp_path):
+  workdir, results = reference_run
+  own = train.evaluate_workdir(str(workdir), ["valid"])
+  assert own["valid"]["ppl"] == pytest.approx(results["valid_ppl"], rel=1e-6)
+  for split in ("train", "valid", "test"):  # another corpus with unseen words
+    (tmp_path / f"{split}.txt").write_text("the dog sees the cats\nzebra walks\n")
+  other = train.evaluate_workdir(str(workdir), ["test"], str(tmp_path))
+  assert other["test"]["tokens"] == 9
+  assert other["test"]["oov_rate"] == pytest.approx(1 / 9)  # 'zebra'
+  assert np.isfinite(other["test"]["ppl"])

@@ -1,0 +1,114 @@
+"""LanguageModel, AgreementClassifier and sampling."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rnn_research import models
+
+
+def _lm(**kw):
+  args = dict(vocab_size=30, cell="lstm", hidden_size=8, num_layers=2, init_scale=0.1)
+  args.update(kw)
+  return models.LanguageModel(**args)
+
+
+def _init(model, batch=2, length=5):
+  tokens = jnp.zeros((batch, length), jnp.int32)
+  return model.init(jax.random.key(0), tokens, model.initial_carries(batch))["params"]
+
+
+def test_language_model_parameter_shapes():
+  params = _init(_lm())
+  shapes = jax.tree.map(jnp.shape, params)
+  assert shapes["embed"]["embedding"] == (30, 8)
+  assert shapes["rnn"]["layer_0"]["cell"]["input"]["kernel"] == (8, 32)
+  assert shapes["rnn"]["layer_1"]["cell"]["recurrent_kernel"] == (8, 32)
+  assert shapes["softmax"]["kernel"] == (8, 30)
+
+
+def test_tied_weights_have_no_softmax_matrix_and_use_the_embedding():
+  model = _lm(tie_weights=True)
+  params = _init(model)
+  assert "softmax" not in params
+  tokens = jnp.array([[1, 2, 3]])
+  logits, _ = model.apply({"params": params}, tokens, model.initial_carries(1))
+  h = model.apply({"params": params}, tokens, model.initial_carries(1),
+                  method=lambda m, t, c: m.rnn(m.embed(t), c)[0])
+  np.testing.assert_allclose(logits, h @ params["embed"]["embedding"].T, rtol=1e-5, atol=1e-6)
+
+
+def test_tied_weights_need_matching_sizes():
+  with pytest.raises(ValueError, match="tie_weights needs embed_size == hidden_size"):
+    _init(_lm(tie_weights=True, embed_size=6))
+
+
+def test_bidirectional_language_model_is_refused():
+  with pytest.raises(ValueError, match="cannot be bidirectional"):
+    _init(_lm(bidirectional=True))
+
+
+def test_carry_makes_windows_equal_one_long_sequence():
+  """Truncated BPTT's forward pass: two windows with the carry passed on give
+  the logits of one pass over the concatenation."""
+  model = _lm(cell="gru")
+  params = _init(model)
+  tokens = jax.random.randint(jax.random.key(1), (2, 8), 0, 30)
+  whole, _ = model.apply({"params": params}, tokens, model.initial_carries(2))
+  first, carry = model.apply({"params": params}, tokens[:, :5], model.initial_carries(2))
+  second, _ = model.apply({"params": params}, tokens[:, 5:], carry)
+  np.testing.assert_allclose(jnp.concatenate([first, second], 1), whole, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+def test_one_sgd_step_changes_every_parameter(cell):
+  model = _lm(cell=cell, dropout_rate=0.2)
+  params = _init(model)
+  tokens = jax.random.randint(jax.random.key(1), (2, 6), 0, 30)
+
+  def loss(p):
+    logits, _ = model.apply({"params": p}, tokens[:, :-1], model.initial_carries(2),
+                            deterministic=False, rngs={"dropout": jax.random.key(2)})
+    return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
+  grads = jax.grad(loss)(params)
+  new = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params, new)
+  assert all(jax.tree.leaves(changed)), changed
+
+
+def test_agreement_classifier_reads_only_the_real_prefix():
+  model = models.AgreementClassifier(vocab_size=20, hidden_size=6, embed_size=4)
+  tokens = jnp.array([[3, 4, 5, 0, 0], [3, 4, 5, 7, 9]])
+  lengths = jnp.array([3, 3])
+  params = model.init(jax.random.key(0), tokens, lengths)
+  logits = model.apply(params, tokens, lengths)
+  assert logits.shape == (2,)
+  # Padding after the length must not matter.
+  np.testing.assert_allclose(logits[0], logits[1], rtol=1e-6)
+
+
+def test_generate_greedy_is_deterministic_and_top1_equals_greedy():
+  model = _lm()
+  params = _init(model)
+  prompt = jnp.array([[1, 2], [3, 4]])
+  greedy = models.generate(model, params, prompt, 6, jax.random.key(0), temperature=0.0)
+  assert greedy.shape == (2, 6)
+  again = models.generate(model, params, prompt, 6, jax.random.key(9), temperature=0.0)
+  np.testing.assert_array_equal(greedy, again)
+  top1 = models.generate(model, params, prompt, 6, jax.random.key(5), top_k=1)
+  np.testing.assert_array_equal(top1, greedy)
+
+
+def test_generate_greedy_follows_the_models_argmax():
+  model = _lm()
+  params = _init(model)
+  prompt = jnp.array([[1, 2, 3]])
+  out = models.generate(model, params, prompt, 3, jax.random.key(0), temperature=0.0)
+  seq = prompt
+  for _ in range(3):  # recompute each next word from scratch on the growing sequence
+    logits, _ = model.apply({"params": params}, seq, model.initial_carries(1))
+    seq = jnp.concatenate([seq, jnp.argmax(logits[:, -1], -1)[:, None]], axis=1)
+  np.testing.assert_array_equal(out, seq[:, 3:])
