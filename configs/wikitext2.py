@@ -10,6 +10,8 @@ no published figure for exactly this recipe is reproduced here.
 
 from configs import ptb
 
+VARIANTS = ptb.VARIANTS
+
 
 def get_config(arg: str | None = None):
   c = ptb.get_config(arg or "medium")

@@ -414,16 +414,16 @@ def results_markdown(config, results: dict) -> str:
   m = config.model
   header = ["model", "cell", "layers", "hidden", "params", "valid ppl", "test ppl"]
   name = config.get("name", "") or f"{m.num_layers}x{m.hidden_size} {m.cell}"
+  ppl = lambda x: f"{x:.2f}"
   rows = [[name, m.cell, m.num_layers, m.hidden_size, f"{results['num_params'] / 1e6:.1f}M",
-           round(results["valid_ppl"], 2), round(results["test_ppl"], 2)]]
+           ppl(results["valid_ppl"]), ppl(results["test_ppl"])]]
   paper = config.get("paper")
   if paper and paper.get("test"):
     rows.append([f"{paper.get('source', 'paper')}", m.cell, m.num_layers, m.hidden_size,
-                 paper.get("params", ""), paper.get("valid"), paper.get("test")])
+                 paper.get("params", ""), ppl(paper.get("valid")), ppl(paper.get("test"))])
   if "optimal_test_ppl" in results:
     rows.append(["true grammar (optimum)", "-", "-", "-", "-",
-                 round(results["optimal_valid_ppl"], 2),
-                 round(results["optimal_test_ppl"], 2)])
+                 ppl(results["optimal_valid_ppl"]), ppl(results["optimal_test_ppl"])])
   tps = results.get("tokens_per_sec")
   lines = [f"# {name}", "", metrics_lib.markdown_table(header, rows), "",
            f"Training throughput: {tps:,.0f} tokens/s on {results['device']}; "
