@@ -86,7 +86,8 @@ class Checkpointer:
     """Restores into the structure of ``target`` (arrays or shape structs).
 
     With ``step=None`` tries the newest checkpoint first and falls back to
-    older ones if it cannot be read. Raises ``CheckpointError`` when the
+    older ones if it cannot be read; the unreadable newer ones are removed so
+    that the resumed run can save those steps again. Raises ``CheckpointError`` when the
     checkpoint's shapes do not fit ``target`` (another model or vocabulary).
     """
     steps = [step] if step is not None else self.steps()[::-1]
@@ -98,6 +99,9 @@ class Checkpointer:
       try:
         restored = self._manager.restore(s, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        for bad in steps[:steps.index(s)]:  # newer but unreadable: redo those steps
+          logging.warning("removing unreadable checkpoint %s/%d", self.directory, bad)
+          self._manager.delete(bad)
         return restored.state, restored.meta, s
       except ValueError as e:
         if "not compatible with the stored shape" in str(e) or "structure" in str(e):

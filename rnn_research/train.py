@@ -254,10 +254,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
 
-  workdir.mkdir(parents=True, exist_ok=True)
-  metrics_lib.write_config(workdir, config)
-  corpus.vocab.to_json(workdir / "vocab.json")
-
   schedule = optim.learning_rate_schedule(config.optim, steps_per_epoch, total_steps)
   tx = optim.make_optimizer(config.optim, steps_per_epoch, total_steps)
   init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
@@ -280,6 +276,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     history, best = meta["history"], meta["best"]
     logging.info("resumed from %s at step %d", latest.directory, step)
     _truncate_metrics(workdir, step)
+  # Only now, with the checkpoint known to fit, does the run describe itself.
+  metrics_lib.write_config(workdir, config)
+  corpus.vocab.to_json(workdir / "vocab.json")
   if mesh is not None:
     parallel.check_divisible(mesh, d.batch_size)
     state = parallel.replicate(mesh, state)

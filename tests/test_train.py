@@ -282,3 +282,51 @@ def test_evaluate_workdir_on_its_own_data_and_on_another_folder(reference_run, t
   assert other["test"]["tokens"] == 9
   assert other["test"]["oov_rate"] == pytest.approx(1 / 9)  # 'zebra'
   assert np.isfinite(other["test"]["ppl"])
+
+
+def _copy_run(src, dst):
+  import shutil
+  shutil.copytree(src, dst)
+  return dst
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(reference_run, tmp_path,
+                                                                  caplog):
+  ref_dir, _ = reference_run
+  workdir = _copy_run(ref_dir, tmp_path / "run")
+  latest = workdir / "checkpoints" / "latest"
+  steps = sorted(int(p.name) for p in latest.iterdir() if p.name.isdigit())
+  assert len(steps) == 2
+  for f in (latest / str(steps[-1]) / "state").rglob("*"):  # wreck the newest one
+    if f.is_file():
+      f.write_bytes(b"garbage")
+  results = train.train_and_evaluate(tiny_config(), str(workdir))
+  assert any("could not be read" in r.getMessage() for r in caplog.records)
+  # Resumed from the older checkpoint, redid the lost steps, same end.
+  assert results["test_ppl"] == reference_run[1]["test_ppl"]
+  assert_trees_equal(latest_params(workdir)[1], latest_params(ref_dir)[1])
+
+
+def test_checkpoint_of_another_shape_is_refused_without_writing(reference_run, tmp_path):
+  workdir = _copy_run(reference_run[0], tmp_path / "run")
+  (workdir / "config.json").unlink()  # no config to compare: the shapes must catch it
+  before = _snapshot(workdir)
+  with pytest.raises(ckpt_lib.CheckpointError, match="does not fit this config"):
+    train.train_and_evaluate(tiny_config(**{"model.hidden_size": 12}), str(workdir))
+  assert _snapshot(workdir) == before
+  assert not (workdir / "config.json").exists()
+
+
+def test_changed_corpus_under_the_same_workdir_is_refused(tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  for split in ("train", "valid", "test"):
+    (data / f"{split}.txt").write_text("a b c d e f g h\n" * 30)
+  c = tiny_config(**{"data.source": "local", "data.dir": str(data), "num_epochs": 1,
+                     "data.batch_size": 2, "data.bptt": 5})
+  train.train_and_evaluate(c, str(tmp_path / "run"))
+  (data / "train.txt").write_text("a b c d e f g h zebra\n" * 30)  # a new word type
+  before = _snapshot(tmp_path / "run")
+  with pytest.raises(ckpt_lib.CheckpointError, match="vocabulary mismatch"):
+    train.train_and_evaluate(c, str(tmp_path / "run"))
+  assert _snapshot(tmp_path / "run") == before
