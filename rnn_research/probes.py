@@ -90,6 +90,23 @@ def language_model_losses(model, variables, inputs: Array, targets: Array,
   return step_losses, zeros
 
 
+def language_model_pair_norms(model, layer: int = 0, chunk_size: int = 16
+                              ) -> Callable[[Any, Array, Array], Array]:
+  """A jitted ``(params, inputs, targets) -> (B, T, T)`` pairwise norms of a
+  ``LanguageModel`` (``pairwise_gradient_norms`` over all positions).
+
+  Parameters are an argument, not a constant, so one compilation serves every
+  parameter value of the architecture (each spectral radius, init and trained).
+  """
+
+  @jax.jit
+  def pair_norms(params, inputs, targets):
+    step_losses, zeros = language_model_losses(model, {"params": params}, inputs, targets)
+    return pairwise_gradient_norms(step_losses, zeros, layer, None, chunk_size)
+
+  return pair_norms
+
+
 def pairwise_gradient_norms(step_losses: StepLosses, perturbations: Any,
                             layer: int = 0, positions: Array | None = None,
                             chunk_size: int = 16) -> Array:
@@ -139,8 +156,9 @@ def average_by_distance(pair_norms: Array, positions: Array | None = None
       positions differ in ||dJ(i)/dh(i)||, and the pairs at distance l are only
       those with i >= l, so ``mean_norm`` mixes a change of population into the
       decay; the gain does not, and for an identity Elman RNN with an
-      orthogonal W_h scaled to rho it is exactly l log(rho). Pairs whose norm
-      underflowed to 0 are left out of it.
+      orthogonal W_h scaled to rho it is exactly l log(rho). It is NaN at a
+      distance where some pair underflowed to 0 (the mean of the survivors
+      would be biased upwards).
 
     Entries with no pairs are NaN.
   """
@@ -160,11 +178,12 @@ def average_by_distance(pair_norms: Array, positions: Array | None = None
   sums = np.bincount(dist, weights=norms, minlength=seq_len)
   gain_count = np.bincount(dist[positive], minlength=seq_len)
   gain_sums = np.bincount(dist[positive], weights=log_gain[positive], minlength=seq_len)
+  complete = (count > 0) & (gain_count == count)
   with np.errstate(divide="ignore", invalid="ignore"):
     return {
         "mean_norm": np.where(count > 0, sums / count, np.nan),
         "count": count,
-        "mean_log_gain": np.where(gain_count > 0, gain_sums / gain_count, np.nan),
+        "mean_log_gain": np.where(complete, gain_sums / gain_count, np.nan),
     }
 
 

@@ -1,0 +1,220 @@
+"""Gradient-flow studies (Pascanu, Mikolov & Bengio 2013): variants of one experiment.
+
+    python -m experiments.vanishing_gradients --config=configs/gradients.py:VARIANT \\
+        --workdir=runs/gradients_VARIANT
+
+Each runs offline on a 2-core CPU in a few minutes and writes PNG figures,
+results.md and results.json into the workdir (docs/gradients.md has the
+measured numbers):
+
+* ``spectral``: Elman RNN (identity and tanh) with W_h rescaled to spectral
+  radius rho in {0.5, 0.9, 1.0, 1.1, 1.5}. The log of dJ(i)/dh(i-l) relative
+  to dJ(i)/dh(i) falls on a line of slope log(rho) per step for the identity
+  activation (exactly, with the default orthogonal W_h) and at or below it
+  for tanh (tanh' <= 1).
+* ``cells``: Elman (tanh, rho = 0.9) vs LSTM vs GRU language models, at
+  initialisation and after a short training run on the synthetic grammar:
+  gradient norm against distance up to 127. Expect LSTM and GRU gradients at
+  distance 50 orders of magnitude above Elman's. On PTB::
+
+    python -m experiments.vanishing_gradients --config=configs/gradients.py:cells \\
+        --config.lm.data.source=local --config.lm.data.dir=../shared/data/ptb \\
+        --workdir=runs/gradients_cells_ptb
+
+* ``long_dependency``: recall the token k steps back, for k in {5, 10, 20,
+  30, 40}: accuracy against k for each cell (chance = 1 / vocab_size), and the
+  gradient norm that reaches the token to recall.
+* ``clipping``: the one-unit RNN of Pascanu et al.'s Fig. 6, h_t = sigmoid(w
+  h_{t-1} + b), whose loss over (w, b) has a cliff: SGD without clipping is
+  thrown off the cliff onto a plateau, with global-norm clipping it settles
+  in the valley.
+* ``depth``: 1, 2, 4, 8 LSTM layers x connection none / residual / dense /
+  highway, short runs on the synthetic grammar: validation perplexity and the
+  gradient norm reaching the bottom layer, as one table. On PTB add
+  ``--config.lm.data.source=local --config.lm.data.dir=../shared/data/ptb``
+  (10,000-word softmax: several times slower on a CPU).
+* ``test``: every variant tiny, seconds on a CPU, for tests; choose the
+  variant with ``--config.variant=NAME``.
+"""
+
+import ml_collections
+
+from configs import default
+
+VARIANTS = ("spectral", "cells", "long_dependency", "clipping", "depth", "test")
+STUDIES = VARIANTS[:-1]
+
+
+def _lm_config() -> ml_collections.ConfigDict:
+  """The language-model run that ``cells`` and ``depth`` train (train.py's fields)."""
+  c = default.get_config()
+  c.name = "gradient study"
+  c.num_epochs = 2
+  c.max_steps = 300
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 0
+  c.tensorboard = False
+  c.model.cell = "lstm"
+  c.model.hidden_size = 64
+  c.model.num_layers = 1
+  # Each cell's own initialisers (orthogonal W_h, LSTM forget bias 1): the
+  # models probed at initialisation are the ones training starts from.
+  c.model.init_scale = 0.0
+  c.model.cell_options = ml_collections.ConfigDict()
+  c.data.source = "synthetic"
+  c.data.num_train_sentences = 20000
+  c.data.num_valid_sentences = 500
+  c.data.num_test_sentences = 500
+  c.data.batch_size = 32
+  c.data.bptt = 35
+  c.data.eval_batch_size = 10
+  c.data.eval_bptt = 100
+  c.optim.name = "adam"
+  c.optim.learning_rate = 3e-3
+  c.optim.schedule = "cosine"
+  c.optim.clip_norm = 1.0
+  c.optim.loss_sum_over_time = False
+  return c
+
+
+def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
+  """The config of variant ``arg``; an unknown variant lists the valid ones."""
+  arg = arg or "spectral"
+  if arg not in VARIANTS:
+    raise ValueError(f"unknown gradients variant {arg!r}; valid: {', '.join(VARIANTS)}")
+  config = ml_collections.ConfigDict()
+  # Which study runs: spectral, cells, long_dependency, clipping or depth.
+  config.variant = "spectral" if arg == "test" else arg
+  # Seed of initialisation and of the synthetic tasks' data.
+  config.seed = 0
+  # Language-model runs (cells, depth) and the text that spectral/cells probe
+  # (the valid split of lm.data); fields as configs/default.py.
+  config.lm = _lm_config()
+
+  config.spectral = ml_collections.ConfigDict()
+  # Elman activations compared (comma-separated).
+  config.spectral.activations = "identity,tanh"
+  # Spectral radii W_h is rescaled to.
+  config.spectral.rhos = "0.5,0.9,1.0,1.1,1.5"
+  # Units of the one-layer Elman language model.
+  config.spectral.hidden_size = 64
+  # W_h before rescaling: 'orthogonal' (the cell's own; all singular values
+  # equal, so the identity case is exactly rho^l) or 'gaussian' (non-normal).
+  config.spectral.recurrent_init = "orthogonal"
+  # Probe batch: rows and length (distances 0 .. seq_len - 1).
+  config.spectral.batch_size = 16
+  config.spectral.seq_len = 64
+  # First distance of the least-squares slope fit.
+  config.spectral.fit_from = 1
+
+  config.cells = ml_collections.ConfigDict()
+  # Cells compared (registry names); Elman ones get W_h rescaled at init.
+  config.cells.cells = "rnn_tanh,lstm,gru"
+  # Spectral radius of the Elman cells' W_h at initialisation (0 = as initialised).
+  config.cells.elman_rho = 0.9
+  # Also train each cell (lm.max_steps steps) and probe the trained model.
+  config.cells.train = True
+  # Probe batch: rows and length (distances 0 .. seq_len - 1).
+  config.cells.batch_size = 8
+  config.cells.seq_len = 128
+  # Distances shown in the table; the reference distance heads results.json.
+  config.cells.distances = "1,10,50,100"
+  config.cells.reference_distance = 50
+
+  config.long_dependency = ml_collections.ConfigDict()
+  # Cells compared (registry names).
+  config.long_dependency.cells = "rnn_tanh,lstm,gru"
+  # k: the answer is the token k steps before the last input.
+  config.long_dependency.distances = "5,10,20,30,40"
+  # Symbols (chance accuracy = 1 / vocab_size); distractors use the same ones.
+  config.long_dependency.vocab_size = 8
+  # Model: embedding size and units of the one recurrent layer.
+  config.long_dependency.embed_size = 16
+  config.long_dependency.hidden_size = 64
+  # Training: sequences per step and steps per (cell, k).
+  config.long_dependency.batch_size = 64
+  config.long_dependency.train_steps = 600
+  # Held-out sequences for the accuracy.
+  config.long_dependency.eval_size = 1000
+  # Steps between metrics.jsonl lines, which hold the loss and, per time step,
+  # the gradient norm ||dJ/dh_t|| of the step's loss (0 = never).
+  config.long_dependency.log_every_steps = 100
+  # Optimizer (rnn_research.optim fields).
+  config.long_dependency.optim = ml_collections.ConfigDict({
+      "name": "adam", "learning_rate": 1e-2, "clip_norm": 1.0, "schedule": "constant",
+      "lr_decay": 1.0, "decay_after_epochs": 0, "momentum": 0.0, "weight_decay": 0.0})
+
+  config.clipping = ml_collections.ConfigDict()
+  # Steps of h_t = sigmoid(w h_{t-1} + b); the loss is (h_T - sigmoid(target))^2.
+  config.clipping.seq_len = 50
+  # x_0 and the target x_T of Pascanu et al.'s x_t = w sigmoid(x_{t-1}) + b
+  # (h = sigmoid(x)).
+  config.clipping.x0 = 0.5
+  config.clipping.target = 0.7
+  # Surface: w and b ranges ('low,high') and grid points per axis.
+  config.clipping.w_range = "-1,10"
+  config.clipping.b_range = "-7,3"
+  config.clipping.grid = 161
+  # SGD starting points 'w,b;w,b;...', learning rate and steps.
+  config.clipping.starts = "3,-3.5;4,-4;5,-4.2;6,-4.6"
+  config.clipping.learning_rate = 0.5
+  config.clipping.steps = 200
+  # Global-norm threshold of the clipped runs.
+  config.clipping.clip_norm = 1.0
+
+  config.depth = ml_collections.ConfigDict()
+  # Stack depths and connections between layers (recurrent.CONNECTIONS).
+  config.depth.layers = "1,2,4,8"
+  config.depth.connections = "none,residual,dense,highway"
+  # Probe batch for the gradient reaching the bottom layer: rows and length.
+  config.depth.batch_size = 8
+  config.depth.seq_len = 35
+
+  if arg == "depth":
+    config.lm.model.hidden_size = 32
+    config.lm.max_steps = 150
+    config.lm.data.num_train_sentences = 10000
+  if arg == "test":
+    _shrink(config)
+  return config
+
+
+def _shrink(config: ml_collections.ConfigDict) -> None:
+  """Every variant at toy size: the real code paths in seconds."""
+  lm = config.lm
+  lm.max_steps = 3
+  lm.num_epochs = 1
+  lm.log_every_steps = 2
+  lm.model.hidden_size = 8
+  lm.data.num_train_sentences = 300
+  lm.data.num_valid_sentences = 60
+  lm.data.num_test_sentences = 20
+  lm.data.batch_size = 4
+  lm.data.bptt = 8
+  lm.data.eval_batch_size = 4
+  lm.data.eval_bptt = 20
+  config.spectral.hidden_size = 8
+  config.spectral.rhos = "0.5,1.1"
+  config.spectral.batch_size = 2
+  config.spectral.seq_len = 12
+  config.cells.cells = "rnn_tanh,lstm"
+  config.cells.batch_size = 2
+  config.cells.seq_len = 12
+  config.cells.distances = "1,5,10"
+  config.cells.reference_distance = 5
+  config.long_dependency.distances = "3"
+  config.long_dependency.cells = "rnn_tanh,lstm"
+  config.long_dependency.hidden_size = 8
+  config.long_dependency.embed_size = 4
+  config.long_dependency.batch_size = 8
+  config.long_dependency.train_steps = 4
+  config.long_dependency.eval_size = 16
+  config.long_dependency.log_every_steps = 2
+  config.clipping.seq_len = 10
+  config.clipping.grid = 9
+  config.clipping.starts = "4,-4"
+  config.clipping.steps = 5
+  config.depth.layers = "2"
+  config.depth.connections = "highway"
+  config.depth.batch_size = 2
+  config.depth.seq_len = 6

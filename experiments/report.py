@@ -1,0 +1,22 @@
+"""Several workdirs -> one markdown page with a summary table, tables and figures.
+
+    python -m experiments.report --workdirs=runs/gradients_spectral,runs/demo \\
+        --output=runs/report.md
+"""
+
+from absl import flags
+
+from rnn_research import cli, report
+
+_WORKDIRS = flags.DEFINE_list("workdirs", None, "finished run directories", required=True)
+_OUTPUT = flags.DEFINE_string("output", "report.md", "the page to write")
+
+
+def main(argv):
+  cli.no_extra_args(argv)
+  report.collect(_WORKDIRS.value, _OUTPUT.value)
+  print(f"wrote {_OUTPUT.value}")
+
+
+if __name__ == "__main__":
+  cli.run(main)

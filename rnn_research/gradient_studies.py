@@ -1,0 +1,480 @@
+"""The gradient-flow studies: vanishing and exploding gradients, gated cells, clipping, depth.
+
+``run(config, workdir)`` runs ``config.variant`` (configs/gradients.py) and
+writes ``config.json``, ``results.json``, ``results.md`` and the variant's
+PNG figures into ``workdir``:
+
+* ``spectral``: Pascanu et al. 2013's claim in its cleanest form. With the
+  identity activation dJ(i)/dh(j) = g W_h^(i-j), so log ||dJ(i)/dh(i-l)|| falls
+  with slope log(rho(W_h)) per step; tanh multiplies in diag(tanh') <= 1.
+* ``cells``: the LSTM's and GRU's additive, gated state updates against the
+  Elman cell's repeated multiplication by W_h, at initialisation and after a
+  short language-model run (``train.train_and_evaluate``).
+* ``long_dependency``: what that means for learning: recall the token k steps
+  back; accuracy against k.
+* ``clipping``: Pascanu et al.'s one-unit RNN with a cliff in its loss over
+  (w, b); SGD with and without global-norm clipping.
+* ``depth``: stacks of 1-8 layers with none / residual / dense / highway
+  connections (Britz et al. 2017): perplexity and the gradient that reaches
+  the bottom layer.
+
+All gradients are JAX autodiff through ``recurrent.Recurrent`` (the only time
+loop); all measurements of dJ/dh go through :mod:`rnn_research.probes`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pathlib
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import traverse_util
+
+from rnn_research import cells as cells_lib
+from rnn_research import metrics as metrics_lib
+from rnn_research import optim, probes, report, train
+from rnn_research.data import batching
+from rnn_research.data import corpus as corpus_lib
+from rnn_research.models import LanguageModel
+from rnn_research.recurrent import CONNECTIONS, Recurrent
+
+VARIANTS = ("spectral", "cells", "long_dependency", "clipping", "depth")
+RECURRENT_INITS = ("orthogonal", "gaussian")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs ``config.variant``; returns what it writes to results.json."""
+  runner = _RUNNERS.get(config.variant)
+  if runner is None:
+    raise ValueError(f"unknown variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  metrics_lib.write_config(workdir, config)
+  start = time.perf_counter()
+  results = runner(config, workdir)
+  results["variant"] = config.variant
+  results["seconds"] = round(time.perf_counter() - start, 1)
+  results["figures"] = report.draw_figures(results, workdir)
+  metrics_lib.write_results(workdir, results, report.results_markdown(results))
+  logging.info("%s done in %.0f s: %s", config.variant, results["seconds"], workdir)
+  return results
+
+
+# ---------------------------------------------------------------------------
+# Shared pieces.
+
+
+def parse_list(text: str, cast: Callable[[str], Any] = str, field: str = "") -> list:
+  """'a,b,c' -> [cast(a), cast(b), cast(c)]; a bad item names the config field."""
+  try:
+    return [cast(item.strip()) for item in str(text).split(",") if item.strip()]
+  except ValueError:
+    raise ValueError(f"config field {field or text!r}: cannot read {text!r} as a "
+                     f"comma-separated list of {cast.__name__}") from None
+
+
+def probe_batch(ids: np.ndarray, batch_size: int, seq_len: int) -> tuple[jax.Array, jax.Array]:
+  """The first (inputs, targets) window, (B, T) each, of a token stream."""
+  inputs, targets = batching.LMBatches(ids, batch_size, seq_len)[0]
+  return jnp.asarray(inputs), jnp.asarray(targets)
+
+
+def init_params(model: LanguageModel, seed: int):
+  """The parameters ``train.train_and_evaluate`` starts from with this seed."""
+  init_key, _ = jax.random.split(jax.random.key(seed))
+  return jax.jit(model.init)(init_key, jnp.zeros((1, 1), jnp.int32),
+                             model.initial_carries(1))["params"]
+
+
+def set_spectral_radius(params, rho: float, recurrent_init: str = "orthogonal",
+                        key: jax.Array | None = None):
+  """Every Elman recurrent kernel W_h rescaled to spectral radius ``rho``.
+
+  ``recurrent_init='gaussian'`` first replaces W_h by an i.i.d. normal matrix
+  (non-normal: its singular values spread around rho's, so ||W_h^l|| approaches
+  rho^l only slowly); 'orthogonal' keeps the initialised (orthogonal) W_h.
+  Gated cells are refused: their fused kernels are not one map h -> h.
+  """
+  if recurrent_init not in RECURRENT_INITS:
+    raise ValueError(f"unknown recurrent_init {recurrent_init!r}; valid: "
+                     f"{', '.join(RECURRENT_INITS)}")
+  flat = traverse_util.flatten_dict(dict(params))
+  for path, kernel in flat.items():
+    if path[-1] != "recurrent_kernel":
+      continue
+    rows, cols = kernel.shape
+    if rows != cols:
+      raise ValueError(f"{'/'.join(path)} is a gated cell's fused kernel {kernel.shape}; "
+                       "only Elman cells have one W_h to rescale")
+    if recurrent_init == "gaussian":
+      key = jax.random.key(0) if key is None else key
+      kernel = jax.random.normal(jax.random.fold_in(key, len(path)), kernel.shape)
+    kernel = np.asarray(kernel, np.float64)
+    radius = np.max(np.abs(np.linalg.eigvals(kernel)))
+    flat[path] = jnp.asarray(kernel * (rho / radius), jnp.float32)
+  return traverse_util.unflatten_dict(flat)
+
+
+def distance_curve(pair_norms: Callable, params, inputs, targets) -> dict[str, np.ndarray]:
+  """Averages by distance of ``probes.language_model_pair_norms(model)(params, ...)``."""
+  averages = probes.average_by_distance(pair_norms(params, inputs, targets))
+  return {"distance": np.arange(inputs.shape[1]), **averages}
+
+
+def is_elman(cell: str) -> bool:
+  return isinstance(cells_lib.get_cell(cell, hidden_size=1), cells_lib.ElmanCell)
+
+
+def lm_config_for(config: ml_collections.ConfigDict, **model_fields) -> ml_collections.ConfigDict:
+  """A copy of ``config.lm`` (unlocked) with some ``model`` fields replaced."""
+  lm = ml_collections.ConfigDict(copy.deepcopy(config.lm.to_dict()))
+  for name, value in model_fields.items():
+    lm.model[name] = value
+  return lm
+
+
+def train_language_model(lm: ml_collections.ConfigDict, workdir: pathlib.Path):
+  """Trains (or resumes, or just reloads) one run; returns (results, model, params)
+  with the parameters of its best checkpoint."""
+  results = train.train_and_evaluate(lm, str(workdir))
+  if results.get("preempted"):
+    raise RuntimeError(f"training in {workdir} was interrupted; rerun to continue")
+  model, params, _ = train.restore_language_model(str(workdir))
+  return results, model, params
+
+
+def _finite(x: float) -> float | None:
+  return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _at(curve: np.ndarray, distances: list[int]) -> dict[str, float | None]:
+  return {str(d): _finite(curve[d]) if d < len(curve) else None for d in distances}
+
+
+# ---------------------------------------------------------------------------
+# spectral
+
+
+def run_spectral(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """Elman RNN, W_h at each spectral radius: measured vs theoretical log slope."""
+  s = config.spectral
+  activations = parse_list(s.activations, str, "spectral.activations")
+  rhos = parse_list(s.rhos, float, "spectral.rhos")
+  corpus = corpus_lib.load_corpus(config.lm.data)
+  inputs, targets = probe_batch(corpus.valid, s.batch_size, s.seq_len)
+  slopes, curves = [], []
+  for activation in activations:
+    model = LanguageModel(len(corpus.vocab), cell="elman", hidden_size=s.hidden_size,
+                          num_layers=1, cell_options={"activation": activation})
+    base = init_params(model, config.seed)
+    pair_norms = probes.language_model_pair_norms(model)
+    for rho in rhos:
+      params = set_spectral_radius(base, rho, s.recurrent_init,
+                                   jax.random.key(config.seed + 1))
+      curve = distance_curve(pair_norms, params, inputs, targets)
+      (spectrum,) = probes.recurrent_spectra(params)
+      measured = probes.fit_slope(curve["distance"], curve["mean_log_gain"], s.fit_from)
+      slopes.append({
+          "activation": activation, "rho": rho, "measured_slope": _finite(measured),
+          "theory_slope": math.log(rho),
+          "max_singular_value": spectrum["max_singular_value"],
+      })
+      curves.append({"activation": activation, "rho": rho,
+                     "mean_norm": curve["mean_norm"].tolist(),
+                     "mean_log_gain": curve["mean_log_gain"].tolist()})
+      logging.info("spectral %s rho=%.2f: slope %.4f (theory %.4f)", activation, rho,
+                   measured, math.log(rho))
+  return {"slopes": slopes, "curves": curves, "distance": list(range(s.seq_len)),
+          "fit_from": s.fit_from, "recurrent_init": s.recurrent_init,
+          "hidden_size": s.hidden_size, "data": corpus.source}
+
+
+# ---------------------------------------------------------------------------
+# cells
+
+
+def run_cells(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """Elman vs LSTM vs GRU: gradient norm against distance, at init and trained."""
+  c = config.cells
+  cell_names = parse_list(c.cells, str, "cells.cells")
+  distances = parse_list(c.distances, int, "cells.distances")
+  ref = c.reference_distance
+  if ref >= c.seq_len:
+    raise ValueError(f"cells.reference_distance {ref} needs cells.seq_len > {ref}")
+  corpus = corpus_lib.load_corpus(config.lm.data)
+  inputs, targets = probe_batch(corpus.valid, c.batch_size, c.seq_len)
+  rows, curves = [], []
+
+  def record(cell, stage, pair_norms, params, extra):
+    curve = distance_curve(pair_norms, params, inputs, targets)
+    spectra = probes.recurrent_spectra(params)
+    rows.append({
+        "cell": cell, "stage": stage,
+        "norm_at": _at(curve["mean_norm"], distances + [ref]),
+        "log_gain_at": _at(curve["mean_log_gain"], distances + [ref]),
+        "spectral_radius": max(r["spectral_radius"] for r in spectra),
+        "max_singular_value": max(r["max_singular_value"] for r in spectra),
+        **extra})
+    curves.append({"cell": cell, "stage": stage, "mean_norm": curve["mean_norm"].tolist()})
+    logging.info("cells %s (%s): norm at %d = %s", cell, stage, ref, rows[-1]["norm_at"][str(ref)])
+
+  for cell in cell_names:
+    lm = lm_config_for(config, cell=cell)
+    model = train.build_model(lm, len(corpus.vocab))
+    pair_norms = probes.language_model_pair_norms(model)
+    params = init_params(model, lm.seed)
+    if is_elman(cell) and c.elman_rho > 0:
+      params = set_spectral_radius(params, c.elman_rho)
+    record(cell, "init", pair_norms, params, {})
+    if c.train:
+      # The restored model is built from the same config: same architecture.
+      results, _, params = train_language_model(lm, workdir / "runs" / cell)
+      record(cell, "trained", pair_norms, params, {"valid_ppl": results["valid_ppl"],
+                                                   "steps": results["steps"]})
+
+  ratios = {}  # gated cell / Elman, norm at the reference distance
+  for stage in ("init", "trained"):
+    by_cell = {r["cell"]: r["norm_at"][str(ref)] for r in rows if r["stage"] == stage}
+    elman = next((v for k, v in by_cell.items() if is_elman(k)), None)
+    if elman:
+      ratios[stage] = {k: (v / elman if v is not None else None)
+                       for k, v in by_cell.items() if not is_elman(k)}
+  return {"rows": rows, "curves": curves, "distance": list(range(c.seq_len)),
+          "distances": distances, "reference_distance": ref,
+          "ratio_to_elman_at_reference": ratios, "elman_rho_at_init": c.elman_rho,
+          "train_steps": config.lm.max_steps if c.train else 0, "data": corpus.source}
+
+
+# ---------------------------------------------------------------------------
+# long_dependency
+
+
+def recall_batch(rng: np.random.Generator, batch_size: int, k: int, vocab_size: int):
+  """Sequences of k + 1 random symbols; the answer is the first, k steps back
+  from the last input. Distractors come from the same symbols."""
+  tokens = rng.integers(0, vocab_size, (batch_size, k + 1)).astype(np.int32)  # (B, k+1)
+  return jnp.asarray(tokens), jnp.asarray(tokens[:, 0])
+
+
+def _recall_functions(model: LanguageModel, tx: optax.GradientTransformation):
+  """Jitted (train step, accuracy) of the recall task; the loss is at the last step only."""
+
+  def loss_fn(params, perturbations, tokens, answer):
+    logits, _ = model.apply({"params": params}, tokens,
+                            carry_perturbations=perturbations)  # (B, T, V)
+    return optax.softmax_cross_entropy_with_integer_labels(logits[:, -1], answer).mean()
+
+  @jax.jit
+  def train_step(params, opt_state, tokens, answer):
+    zeros = probes.zero_perturbations(model.initial_carries(tokens.shape[0]),
+                                      tokens.shape[1])
+    # One backward pass gives dJ/dparams and, for free, dJ/dh_t at every step.
+    loss, (grads, carry_grads) = jax.value_and_grad(loss_fn, argnums=(0, 1))(
+        params, zeros, tokens, answer)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    step_norms = jnp.mean(probes.state_norms(carry_grads[0]), axis=0)  # (T,)
+    return optax.apply_updates(params, updates), opt_state, loss, step_norms
+
+  @jax.jit
+  def accuracy(params, tokens, answer):
+    logits, _ = model.apply({"params": params}, tokens)
+    return jnp.mean(logits[:, -1].argmax(-1) == answer)
+
+  return train_step, accuracy
+
+
+def run_long_dependency(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """Accuracy of recalling the token k steps back, per cell and k."""
+  c = config.long_dependency
+  cell_names = parse_list(c.cells, str, "long_dependency.cells")
+  ks = parse_list(c.distances, int, "long_dependency.distances")
+  if min(ks) < 1:
+    raise ValueError(f"long_dependency.distances must be >= 1, got {c.distances!r}")
+  tx = optim.make_optimizer(c.optim, c.train_steps, c.train_steps)
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=False)
+  rows = []
+  for cell in cell_names:
+    model = LanguageModel(c.vocab_size, cell=cell, hidden_size=c.hidden_size,
+                          num_layers=1, embed_size=c.embed_size)
+    params0 = init_params(model, config.seed)
+    train_step, accuracy = _recall_functions(model, tx)
+    for k in ks:
+      rng = np.random.default_rng([config.seed, k])
+      eval_tokens, eval_answer = recall_batch(np.random.default_rng([config.seed, k, 1]),
+                                              c.eval_size, k, c.vocab_size)
+      params, opt_state = params0, tx.init(params0)
+      first_norms = last_norms = None
+      start = time.perf_counter()
+      for step in range(1, c.train_steps + 1):
+        params, opt_state, loss, step_norms = train_step(
+            params, opt_state, *recall_batch(rng, c.batch_size, k, c.vocab_size))
+        if first_norms is None:
+          first_norms = np.asarray(step_norms)
+        if c.log_every_steps and (step % c.log_every_steps == 0 or step == 1):
+          writer.write(step, "train", cell=cell, k=k, loss=float(loss),
+                       step_grad_norms=np.asarray(step_norms).tolist())
+        last_norms = step_norms
+      acc = float(accuracy(params, eval_tokens, eval_answer))
+      writer.write(c.train_steps, "eval", cell=cell, k=k, accuracy=acc)
+      rows.append({
+          "cell": cell, "k": k, "accuracy": acc, "final_loss": float(loss),
+          # ||dJ/dh_0||: what reaches the state that holds the answer.
+          "grad_to_answer_init": _finite(first_norms[0]),
+          "grad_to_answer_final": _finite(float(last_norms[0])),
+          "seconds": round(time.perf_counter() - start, 1)})
+      logging.info("long_dependency %s k=%d: accuracy %.3f", cell, k, acc)
+  writer.close()
+  return {"rows": rows, "cells": cell_names, "distances": ks,
+          "chance": 1.0 / c.vocab_size, "train_steps": c.train_steps}
+
+
+# ---------------------------------------------------------------------------
+# clipping
+
+
+def one_unit_loss(seq_len: int, x0: float, target: float) -> Callable[[jax.Array], jax.Array]:
+  """Loss of Pascanu et al.'s one-unit RNN as a function of (w, b).
+
+  Their x_t = w sigmoid(x_{t-1}) + b is, with h = sigmoid(x), the Elman cell
+  h_t = sigmoid(w h_{t-1} + b) with no input; the loss is
+  (h_T - sigmoid(target))^2 from h_0 = sigmoid(x0).
+  """
+  layer = Recurrent(cells_lib.ElmanCell(hidden_size=1, activation="sigmoid"))
+  inputs = jnp.zeros((1, seq_len, 1))
+  h0 = jnp.full((1, 1), jax.nn.sigmoid(x0))
+  goal = jax.nn.sigmoid(target)
+
+  def loss(wb):
+    w, b = wb[0], wb[1]
+    params = {"cell": {"input": {"kernel": jnp.zeros((1, 1)), "bias": b[None]},
+                       "recurrent_kernel": w[None, None]}}
+    _, h_last = layer.apply({"params": params}, inputs, h0)
+    return jnp.square(h_last[0, 0] - goal)
+
+  return loss
+
+
+def sgd_trajectory(loss: Callable, start, learning_rate: float, steps: int,
+                   clip_norm: float) -> dict[str, np.ndarray]:
+  """Plain SGD from ``start`` through ``optim.make_optimizer`` (clipping first)."""
+  opt_config = ml_collections.ConfigDict({
+      "name": "sgd", "learning_rate": learning_rate, "clip_norm": clip_norm,
+      "schedule": "constant", "momentum": 0.0})
+  tx = optim.make_optimizer(opt_config, steps, steps)
+
+  def step(carry, _):
+    wb, opt_state = carry
+    value, grad = jax.value_and_grad(loss)(wb)
+    updates, opt_state = tx.update(grad, opt_state, wb)
+    return (wb + updates, opt_state), (wb, value, jnp.linalg.norm(grad))
+
+  wb0 = jnp.asarray(start, jnp.float32)
+  (wb_last, _), (points, values, grad_norms) = jax.lax.scan(
+      step, (wb0, tx.init(wb0)), None, length=steps)  # an optimisation loop, not time
+  points = np.concatenate([np.asarray(points), np.asarray(wb_last)[None]])  # (S+1, 2)
+  values = np.append(np.asarray(values), float(loss(wb_last)))
+  return {"points": points, "loss": values, "grad_norm": np.asarray(grad_norms)}
+
+
+def run_clipping(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """The cliff: loss surface over (w, b) and SGD with and without clipping."""
+  c = config.clipping
+  loss = one_unit_loss(c.seq_len, c.x0, c.target)
+  w_lo, w_hi = parse_list(c.w_range, float, "clipping.w_range")
+  b_lo, b_hi = parse_list(c.b_range, float, "clipping.b_range")
+  w_axis, b_axis = np.linspace(w_lo, w_hi, c.grid), np.linspace(b_lo, b_hi, c.grid)
+  ww, bb = np.meshgrid(w_axis, b_axis)  # (G, G): rows b, columns w
+  grid_points = jnp.asarray(np.stack([ww.ravel(), bb.ravel()], axis=-1), jnp.float32)
+  surface = np.asarray(jax.jit(jax.vmap(loss))(grid_points)).reshape(ww.shape)
+  np.savez_compressed(workdir / "surface.npz", w=w_axis, b=b_axis, loss=surface)
+
+  starts = [parse_list(s, float, "clipping.starts") for s in c.starts.split(";") if s.strip()]
+  runs = []
+  for start in starts:
+    for clip_norm in (0.0, c.clip_norm):
+      t = sgd_trajectory(loss, start, c.learning_rate, c.steps, clip_norm)
+      step_sizes = np.linalg.norm(np.diff(t["points"], axis=0), axis=-1)
+      runs.append({
+          "start": list(start), "clip_norm": clip_norm,
+          "final_loss": float(t["loss"][-1]), "final_point": t["points"][-1].tolist(),
+          "min_loss": float(np.min(t["loss"])),
+          "max_step": float(step_sizes.max()), "max_grad_norm": float(t["grad_norm"].max()),
+          "trajectory": t["points"].tolist(), "grad_norms": t["grad_norm"].tolist()})
+  clipped = [r["final_loss"] for r in runs if r["clip_norm"] > 0]
+  unclipped = [r["final_loss"] for r in runs if r["clip_norm"] == 0]
+  return {"runs": runs, "surface_file": "surface.npz", "surface_min": float(surface.min()),
+          "surface_max": float(surface.max()), "learning_rate": c.learning_rate,
+          "steps": c.steps, "clip_norm": c.clip_norm,
+          "mean_final_loss": {"clipped": float(np.mean(clipped)),
+                              "unclipped": float(np.mean(unclipped))}}
+
+
+# ---------------------------------------------------------------------------
+# depth
+
+
+def layer_gradient_norms(model: LanguageModel) -> Callable[[Any, Any, Any], list[float]]:
+  """A function ``(params, inputs, targets) -> [mean ||dJ/dh_t|| per layer]``, J the
+  mean token loss of the window and the mean over (b, t); compiled once per model."""
+
+  @jax.jit
+  def norms(params, inputs, targets):
+    step_losses, zeros = probes.language_model_losses(model, {"params": params}, inputs,
+                                                      targets)
+    return [jnp.mean(n) for n in probes.state_gradient_norms(step_losses, zeros)]
+
+  return lambda *args: [float(n) for n in norms(*args)]
+
+
+def run_depth(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """Layers x connection: validation perplexity and the gradient reaching layer 1."""
+  d = config.depth
+  layers = parse_list(d.layers, int, "depth.layers")
+  connections = parse_list(d.connections, str, "depth.connections")
+  unknown = [c for c in connections if c not in CONNECTIONS]
+  if unknown:
+    raise ValueError(f"unknown connection {unknown[0]!r} in depth.connections; valid: "
+                     f"{', '.join(CONNECTIONS)}")
+  corpus = corpus_lib.load_corpus(config.lm.data)
+  inputs, targets = probe_batch(corpus.valid, d.batch_size, d.seq_len)
+  rows = []
+  for num_layers in layers:
+    for connection in connections:
+      lm = lm_config_for(config, num_layers=num_layers, connection=connection)
+      model = train.build_model(lm, len(corpus.vocab))
+      gradient_norms = layer_gradient_norms(model)
+      at_init = gradient_norms(init_params(model, lm.seed), inputs, targets)
+      results, _, params = train_language_model(
+          lm, workdir / "runs" / f"{num_layers}x_{connection}")
+      trained = gradient_norms(params, inputs, targets)
+      rows.append({
+          "layers": num_layers, "connection": connection,
+          "valid_ppl": results["valid_ppl"], "steps": results["steps"],
+          "bottom_grad_init": at_init[0], "bottom_grad_trained": trained[0],
+          "top_grad_trained": trained[-1],
+          "bottom_over_top_trained": trained[0] / trained[-1] if trained[-1] else None,
+          "grad_by_layer_trained": trained})
+      logging.info("depth %d x %s: valid ppl %.2f, bottom grad %.3g", num_layers,
+                   connection, results["valid_ppl"], trained[0])
+  return {"rows": rows, "layers": layers, "connections": connections,
+          "cell": config.lm.model.cell, "hidden_size": config.lm.model.hidden_size,
+          "train_steps": config.lm.max_steps, "data": corpus.source,
+          "optimal_valid_ppl": (corpus.optimal_ppl or {}).get("valid")
+          if getattr(corpus, "optimal_ppl", None) else None}
+
+
+_RUNNERS = {
+    "spectral": run_spectral,
+    "cells": run_cells,
+    "long_dependency": run_long_dependency,
+    "clipping": run_clipping,
+    "depth": run_depth,
+}

@@ -1,0 +1,152 @@
+"""Each gradient study end to end on the tiny config, plus the report page."""
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import gradients as gradients_config
+from rnn_research import gradient_studies, report
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _matplotlib_cache(tmp_path_factory, monkeypatch):
+  monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("mpl")))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """Runs a variant once per module; tests share the workdirs."""
+  done = {}
+
+  def get(variant):
+    if variant not in done:
+      config = gradients_config.get_config("test")
+      config.variant = variant
+      workdir = tmp_path_factory.mktemp(variant)
+      results = gradient_studies.run(config, str(workdir))
+      done[variant] = (workdir, results)
+    return done[variant]
+
+  return get
+
+
+def _common_files(workdir, results, figure):
+  on_disk = json.loads((workdir / "results.json").read_text())
+  assert on_disk["variant"] == results["variant"]
+  assert json.loads((workdir / "config.json").read_text())["variant"] == results["variant"]
+  assert (workdir / figure).stat().st_size > 1000
+  assert f"]({figure})" in (workdir / "results.md").read_text()
+  return on_disk
+
+
+def test_get_config_knows_every_variant_and_lists_them_for_an_unknown_one():
+  for variant in gradients_config.STUDIES:
+    assert gradients_config.get_config(variant).variant == variant
+  with pytest.raises(ValueError, match="spectral, cells, long_dependency, clipping, depth"):
+    gradients_config.get_config("spectra")
+
+
+def test_spectral_identity_slopes_are_log_rho_and_tanh_stays_below(runs):
+  workdir, results = runs("spectral")
+  on_disk = _common_files(workdir, results, "spectral.png")
+  slopes = on_disk["slopes"]
+  assert {tuple(sorted(s)) for s in slopes} >= {
+      ("activation", "max_singular_value", "measured_slope", "rho", "theory_slope")}
+  assert {(s["activation"], s["rho"]) for s in slopes} == {
+      (a, r) for a in ("identity", "tanh") for r in (0.5, 1.1)}
+  for s in slopes:
+    assert s["theory_slope"] == pytest.approx(math.log(s["rho"]))
+    if s["activation"] == "identity":
+      assert s["measured_slope"] == pytest.approx(s["theory_slope"], abs=1e-4)
+    else:
+      assert s["measured_slope"] <= s["theory_slope"] + 1e-6
+
+
+def test_cells_compares_gated_cells_with_elman_at_init_and_after_training(runs):
+  workdir, results = runs("cells")
+  on_disk = _common_files(workdir, results, "cells.png")
+  stages = {(r["cell"], r["stage"]) for r in on_disk["rows"]}
+  assert stages == {(c, s) for c in ("rnn_tanh", "lstm") for s in ("init", "trained")}
+  elman_init = next(r for r in on_disk["rows"] if r == {**r, "cell": "rnn_tanh", "stage": "init"})
+  assert elman_init["spectral_radius"] == pytest.approx(0.9, abs=1e-5)
+  ref = str(on_disk["reference_distance"])
+  for stage in ("init", "trained"):
+    ratio = on_disk["ratio_to_elman_at_reference"][stage]["lstm"]
+    rows = {r["cell"]: r for r in on_disk["rows"] if r["stage"] == stage}
+    assert ratio == pytest.approx(rows["lstm"]["norm_at"][ref] / rows["rnn_tanh"]["norm_at"][ref])
+  assert (workdir / "runs" / "lstm" / "results.json").exists()  # a real training run
+  assert all(len(c["mean_norm"]) == 12 for c in on_disk["curves"])
+
+
+def test_long_dependency_reports_accuracy_and_records_per_step_gradients(runs):
+  workdir, results = runs("long_dependency")
+  on_disk = _common_files(workdir, results, "long_dependency.png")
+  assert {(r["cell"], r["k"]) for r in on_disk["rows"]} == {("rnn_tanh", 3), ("lstm", 3)}
+  for r in on_disk["rows"]:
+    assert 0.0 <= r["accuracy"] <= 1.0
+    assert r["grad_to_answer_init"] > 0
+  logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  train_lines = [m for m in logged if m["split"] == "train"]
+  assert train_lines and all(len(m["step_grad_norms"]) == 4 for m in train_lines)  # k + 1 steps
+  # The loss is read at the last step only: its state gets the largest gradient.
+  norms = np.array(train_lines[0]["step_grad_norms"])
+  assert norms[-1] == norms.max() > 0
+
+
+def test_clipping_bounds_every_step_by_learning_rate_times_threshold(runs):
+  workdir, results = runs("clipping")
+  on_disk = _common_files(workdir, results, "clipping.png")
+  assert (workdir / "surface.npz").exists()
+  lr, clip = on_disk["learning_rate"], on_disk["clip_norm"]
+  clipped = [r for r in on_disk["runs"] if r["clip_norm"] > 0]
+  unclipped = [r for r in on_disk["runs"] if r["clip_norm"] == 0]
+  assert len(clipped) == len(unclipped) == 1
+  for r in clipped:
+    assert r["max_step"] <= lr * clip * (1 + 1e-5)
+  for r in on_disk["runs"]:
+    assert len(r["trajectory"]) == on_disk["steps"] + 1
+    assert len(r["grad_norms"]) == on_disk["steps"]
+
+
+def test_depth_reports_perplexity_and_bottom_layer_gradient(runs):
+  workdir, results = runs("depth")
+  on_disk = _common_files(workdir, results, "depth.png")
+  (row,) = on_disk["rows"]
+  assert (row["layers"], row["connection"]) == (2, "highway")
+  assert 1.0 < row["valid_ppl"] < 1000
+  assert row["bottom_grad_init"] > 0 and row["bottom_grad_trained"] > 0
+  assert len(row["grad_by_layer_trained"]) == 2
+  assert "| 2 | highway |" in (workdir / "results.md").read_text()
+
+
+def test_report_collects_workdirs_into_one_page_with_working_links(runs, tmp_path):
+  spectral, _ = runs("spectral")
+  clipping, _ = runs("clipping")
+  output = tmp_path / "page" / "report.md"
+  page = report.collect([str(spectral), str(clipping)], output)
+  assert output.read_text() == page
+  assert "identity: max |measured - log(rho)|" in page
+  assert "final loss clipped" in page
+  links = [line[line.index("](") + 2:-1] for line in page.splitlines() if line.startswith("![")]
+  assert len(links) == 2
+  for link in links:
+    assert (output.parent / link).resolve().exists(), link
+  with pytest.raises(FileNotFoundError, match="results.json"):
+    report.collect([str(tmp_path)], tmp_path / "x.md")
+
+
+def test_main_refuses_an_unknown_variant_in_one_line(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.vanishing_gradients",
+       "--config=configs/gradients.py:nope", f"--workdir={tmp_path}"],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0
+  assert "unknown gradients variant 'nope'" in proc.stderr
+  assert not (tmp_path / "results.json").exists()
