@@ -26,7 +26,7 @@ import functools
 import math
 import pathlib
 import time
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +98,7 @@ def summarize(correct: np.ndarray, n_attractors: np.ndarray,
 
 def make_classifier(model_config: ml_collections.ConfigDict, cell: str,
                     vocab_size: int) -> AgreementClassifier:
+  """The classifier of ``config.model`` with ``cell`` (one of ``config.cells``)."""
   return AgreementClassifier(
       vocab_size=vocab_size, cell=cell,
       hidden_size=model_config.hidden_size,
@@ -138,8 +139,7 @@ def train_step(model: AgreementClassifier, state: train_state.TrainState,
                ) -> tuple[train_state.TrainState, dict[str, Array]]:
   """One optimizer step on the weighted binary cross-entropy.
 
-  ``model`` is static under ``jax.jit``: equal configs share one compilation
-  (a bound ``apply`` would not, it compares by instance).
+  Jitted per model by :func:`jit_for` (``model`` is bound, not traced).
 
   Returns metric *sums* (loss, errors) with their denominator (count), so that
   averages over many steps are exact, and the global norms that show a
@@ -166,10 +166,22 @@ def train_step(model: AgreementClassifier, state: train_state.TrainState,
                  "l2_updates": optax.global_norm(updates)}
 
 
-_train_step = jax.jit(train_step, static_argnums=0)
+_JITTED: dict[tuple[int, Callable], tuple[Any, Callable]] = {}
 
 
-@functools.partial(jax.jit, static_argnums=0)
+def jit_for(fn: Callable, model: Any) -> Callable:
+  """``jax.jit(partial(fn, model))``, built once per model instance.
+
+  A model cannot be a static argument of ``jax.jit``: a restored one may hold
+  unhashable fields (e.g. a ``cell_options`` dict). The cache keeps the model
+  alive, so its ``id`` is never reused by another object.
+  """
+  key = (id(model), fn)
+  if key not in _JITTED:
+    _JITTED[key] = (model, jax.jit(functools.partial(fn, model)))
+  return _JITTED[key][1]
+
+
 def _logits(model: AgreementClassifier, params, tokens: Array, lengths: Array
             ) -> Array:
   return model.apply({"params": params}, tokens, lengths, deterministic=True)
@@ -180,9 +192,10 @@ def predict_logits(model: AgreementClassifier, params,
                    padding: str = "right") -> np.ndarray:
   """Plural logits (N,) for every item, in the items' order."""
   out = np.zeros(len(data), np.float32)
+  logits_fn = jit_for(_logits, model)
   for idx in data_lib.batch_indices(data.lengths, batch_size):
     b = make_batch(data, idx, batch_size, padding)
-    out[idx] = np.asarray(_logits(model, params, b.tokens, b.lengths))[:len(idx)]
+    out[idx] = np.asarray(logits_fn(params, b.tokens, b.lengths))[:len(idx)]
   return out
 
 
@@ -222,6 +235,7 @@ def train_classifier(config: ml_collections.ConfigDict, cell: str,
   tx = optim_lib.make_optimizer(config.optim, steps_per_epoch, total_steps)
   state = train_state.TrainState.create(apply_fn=model.apply, params=params,
                                         tx=tx)
+  step_fn = jit_for(train_step, model)
   num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
   logging.info("%s: %d parameters, %d training items, %d steps per epoch",
                cell, num_params, len(train), steps_per_epoch)
@@ -237,7 +251,7 @@ def train_classifier(config: ml_collections.ConfigDict, cell: str,
   for epoch in range(config.num_epochs):
     for idx in data_lib.batch_indices(train.lengths, config.batch_size, np_rng):
       batch = make_batch(train, idx, config.batch_size, padding)
-      state, m = _train_step(model, state, batch, dropout_rng)
+      state, m = step_fn(state, batch, dropout_rng)
       step += 1
       for k in ("loss_sum", "errors", "count"):
         sums[k] = sums.get(k, 0.0) + m[k]
@@ -301,7 +315,6 @@ def _variables(params) -> dict:
   return {"params": params}
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def _candidate_logprobs(model: LanguageModel, variables, tokens: Array,
                         positions: Array, candidates: Array) -> Array:
   """log p(candidate | tokens[:position + 1]) for each row: (B, K)."""
@@ -313,7 +326,6 @@ def _candidate_logprobs(model: LanguageModel, variables, tokens: Array,
   return jnp.take_along_axis(logp, candidates, axis=1)  # (B, K)
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def _sequence_logprobs(model: LanguageModel, variables, inputs: Array,
                        targets: Array, mask: Array) -> Array:
   """Sum over t of log p(targets[t] | inputs[:t + 1]) where mask: (B,)."""
@@ -379,7 +391,8 @@ def lm_agreement(model: LanguageModel, params, vocab: Vocab,
     positions[:len(idx)] = [len(r) - 1 for r in rows]
     cands = np.zeros((batch_size, 2), np.int32)
     cands[:len(idx)] = [[vocab.index(f) for f in forms[i]] for i in idx]
-    out = _candidate_logprobs(model, variables, tokens, positions, cands)
+    out = jit_for(_candidate_logprobs, model)(variables, tokens, positions,
+                                              cands)
     logp[idx] = np.asarray(out)[:len(idx)]
   with np.errstate(invalid="ignore"):
     correct = logp[:, 0] > logp[:, 1]
@@ -416,7 +429,7 @@ def sentence_logprobs(model: LanguageModel, params, vocab: Vocab,
     mask = np.zeros(inputs.shape, np.float32)
     for row, i in enumerate(idx):
       mask[row, :len(seqs[i]) - 1] = 1.0
-    lp = _sequence_logprobs(model, variables, inputs, targets, mask)
+    lp = jit_for(_sequence_logprobs, model)(variables, inputs, targets, mask)
     out[idx] = np.asarray(lp, np.float64)[:len(idx)]
   return out
 
@@ -796,7 +809,7 @@ def run_lm(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                                 "accuracy"], rows) +
                     "\n\nA pair passes when the grammatical sentence has the "
                     "higher whole-sentence log-probability.")
-  return results, "\n\n".join(md_parts)
+  return results, "\n\n".join(part.strip() for part in md_parts)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

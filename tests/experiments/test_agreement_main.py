@@ -90,10 +90,14 @@ def lm_config(files, **data):
 
 @pytest.fixture
 def fake_restore(monkeypatch):
-  """A freshly initialised tiny LM where the study would restore a trained one."""
+  """A freshly initialised tiny LM where the study would restore a trained one.
+
+  Its ``cell_options`` is a dict, as in a restored config: the model is then
+  unhashable and cannot be a static argument of ``jax.jit``.
+  """
   vocab = Vocab.build("<eos> the dog dogs runs run near cat cats .".split())
-  model = LanguageModel(vocab_size=len(vocab), cell="gru", hidden_size=8,
-                        num_layers=1)
+  model = LanguageModel(vocab_size=len(vocab), cell="lstm", hidden_size=8,
+                        num_layers=1, cell_options={"forget_bias": 0.0})
   params = jax.jit(model.init)(jax.random.key(0),
                                jnp.zeros((1, 2), jnp.int32))["params"]
   monkeypatch.setattr(agreement, "load_language_model",
