@@ -32,7 +32,7 @@ Variants (``--config=configs/agreement.py:VARIANT``):
   grammar)::
 
     python -m experiments.agreement --config=configs/agreement.py:lm \\
-        --config.lm_workdir=runs/lm_synthetic --workdir=runs/agreement_lm
+        --config.lm_workdir=runs/demo --workdir=runs/agreement_lm
     python -m experiments.agreement --config=configs/agreement.py:lm \\
         --config.lm_workdir=runs/lm_ptb --config.data.lowercase=True \\
         --config.data.text=subj_agr_filtered.text \\
