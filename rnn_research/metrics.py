@@ -68,8 +68,12 @@ class MetricWriter:
   """Appends to metrics.jsonl and, when tensorboardX is installed, to
   TensorBoard event files under ``workdir/tensorboard/<split>``."""
 
-  def __init__(self, workdir: str | os.PathLike, tensorboard: bool = True):
+  def __init__(self, workdir: str | os.PathLike, tensorboard: bool = True,
+               enabled: bool = True):
+    self.enabled = enabled
     self.workdir = pathlib.Path(workdir)
+    if not enabled:  # e.g. a non-primary host of a multi-host run
+      return
     self.workdir.mkdir(parents=True, exist_ok=True)
     self._file = open(self.workdir / "metrics.jsonl", "a")
     self._tb = {}
@@ -81,6 +85,8 @@ class MetricWriter:
         self._tensorboard = False
 
   def write(self, step: int, split: str, **metrics) -> None:
+    if not self.enabled:
+      return
     record = {"step": int(step), "split": split, **_jsonable(metrics)}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
@@ -94,6 +100,8 @@ class MetricWriter:
           self._tb[split].add_scalar(key, float(value), int(step))
 
   def close(self) -> None:
+    if not self.enabled:
+      return
     self._file.close()
     for writer in self._tb.values():
       writer.close()

@@ -267,6 +267,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info("%s: %d parameters, %d steps per epoch, %d steps", config.model.cell,
                num_params, steps_per_epoch, total_steps)
 
+  primary = jax.process_index() == 0
   latest = ckpt_lib.Checkpointer(workdir / "checkpoints" / "latest", max_to_keep=2)
   best_ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints" / "best", max_to_keep=1)
   history: list[dict] = []
@@ -275,10 +276,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, meta, step = latest.restore(state)
     history, best = meta["history"], meta["best"]
     logging.info("resumed from %s at step %d", latest.directory, step)
-    _truncate_metrics(workdir, step)
+    if primary:
+      _truncate_metrics(workdir, step)
   # Only now, with the checkpoint known to fit, does the run describe itself.
-  metrics_lib.write_config(workdir, config)
-  corpus.vocab.to_json(workdir / "vocab.json")
+  if primary:  # with several hosts, one writes the run's files (orbax coordinates its own)
+    metrics_lib.write_config(workdir, config)
+    corpus.vocab.to_json(workdir / "vocab.json")
   if mesh is not None:
     parallel.check_divisible(mesh, d.batch_size)
     state = parallel.replicate(mesh, state)
@@ -286,7 +289,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   train_step = jax.jit(make_train_step(model, tx, schedule, config), donate_argnums=0)
   eval_step = make_eval_step(model)
-  writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard)
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard, enabled=primary)
   progress = metrics_lib.Progress(total_steps)
   tokens_per_step = d.batch_size * d.bptt
   pending: list[dict] = []
@@ -383,7 +386,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if getattr(corpus, "optimal_ppl", None):
     results["optimal_valid_ppl"] = corpus.optimal_ppl["valid"]
     results["optimal_test_ppl"] = corpus.optimal_ppl["test"]
-  metrics_lib.write_results(workdir, results, results_markdown(config, results))
+  if primary:
+    metrics_lib.write_results(workdir, results, results_markdown(config, results))
   latest.close()
   best_ckpt.close()
   logging.info("valid ppl %.2f, test ppl %.2f", valid_ppl, test_ppl)
