@@ -18,18 +18,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 _SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
-    from configs import test as test_config
     from rnn_research import checkpoint, train
+    from tests.test_parallel import small_config
     assert jax.device_count() == 4, jax.devices()
     out = {}
     for name, dp in (("one", False), ("four", True)):
-      c = test_config.get_config()
-      c.num_epochs = 1
-      c.data.num_train_sentences = 120
-      c.data.num_valid_sentences = 20
-      c.data.num_test_sentences = 20
-      c.data.batch_size = 8
-      c.model.hidden_size = 8
+      c = small_config()
       c.data_parallel = dp
       workdir = f"{sys.argv[1]}/{name}"
       results = train.train_and_evaluate(c, workdir)
@@ -42,10 +36,9 @@ _SCRIPT = textwrap.dedent("""
     print("RESULT" + json.dumps(out))
 """)
 
-
 def test_four_device_data_parallel_matches_one_device(tmp_path):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-             JAX_PLATFORMS="cpu")
+             JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
   proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -93,15 +86,9 @@ _WORKER = textwrap.dedent("""
 
 
 def small_config():
-  from configs import test as test_config
-  c = test_config.get_config()
-  c.num_epochs = 1
-  c.data.num_train_sentences = 120
-  c.data.num_valid_sentences = 20
-  c.data.num_test_sentences = 20
-  c.data.batch_size = 8
-  c.model.hidden_size = 8
-  return c
+  """The trainer tests' tiny run, one epoch, batch 8 (divisible by 4 devices)."""
+  from tests.test_train import tiny_config
+  return tiny_config(**{"num_epochs": 1, "data.batch_size": 8})
 
 
 def test_two_processes_on_localhost_match_one_process(tmp_path):
