@@ -38,6 +38,7 @@ from flax.training import train_state
 
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim as optim_lib
+from rnn_research import train
 from rnn_research.data import agreement as data_lib
 from rnn_research.data.corpus import DataError, Vocab
 from rnn_research.models import AgreementClassifier, LanguageModel
@@ -467,12 +468,7 @@ def load_language_model(workdir: str) -> tuple[LanguageModel, Any, Vocab]:
                      "workdir of the language-model study")
   if not pathlib.Path(workdir).is_dir():
     raise ValueError(f"config.lm_workdir {workdir} is not a directory")
-  try:
-    from rnn_research import train  # pylint: disable=g-import-not-at-top
-    restore = train.restore_language_model
-  except (ImportError, AttributeError) as e:
-    raise ValueError(f"cannot restore a language model: {e}") from None
-  return restore(workdir)
+  return train.restore_language_model(workdir)
 
 
 # ---------------------------------------------------------------------------
