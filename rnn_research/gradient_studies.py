@@ -171,10 +171,12 @@ def run_spectral(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> di
   corpus = corpus_lib.load_corpus(config.lm.data)
   inputs, targets = probe_batch(corpus.valid, s.batch_size, s.seq_len)
   slopes, curves = [], []
+  base = None
   for activation in activations:
     model = LanguageModel(len(corpus.vocab), cell="elman", hidden_size=s.hidden_size,
                           num_layers=1, cell_options={"activation": activation})
-    base = init_params(model, config.seed)
+    if base is None:  # the activation has no parameters: one W_h for all
+      base = init_params(model, config.seed)
     pair_norms = probes.language_model_pair_norms(model)
     for rho in rhos:
       params = set_spectral_radius(base, rho, s.recurrent_init,
@@ -261,18 +263,23 @@ def recall_batch(rng: np.random.Generator, batch_size: int, k: int, vocab_size: 
   """Sequences of k + 1 random symbols; the answer is the first, k steps back
   from the last input. Distractors come from the same symbols."""
   tokens = rng.integers(0, vocab_size, (batch_size, k + 1)).astype(np.int32)  # (B, k+1)
-  return jnp.asarray(tokens), jnp.asarray(tokens[:, 0])
+  return tokens, tokens[:, 0]
 
 
 def _recall_functions(model: LanguageModel, tx: optax.GradientTransformation):
-  """Jitted (train step, accuracy) of the recall task; the loss is at the last step only."""
+  """Jitted (init, train step, accuracy) of the recall task, each vectorised over
+  a leading seed axis S (independent models trained side by side: one
+  compilation, and small matrix products batched). The loss is at the last step only."""
+
+  def init(key):
+    params = model.init(key, jnp.zeros((1, 1), jnp.int32))["params"]
+    return params, tx.init(params)
 
   def loss_fn(params, perturbations, tokens, answer):
     logits, _ = model.apply({"params": params}, tokens,
                             carry_perturbations=perturbations)  # (B, T, V)
     return optax.softmax_cross_entropy_with_integer_labels(logits[:, -1], answer).mean()
 
-  @jax.jit
   def train_step(params, opt_state, tokens, answer):
     zeros = probes.zero_perturbations(model.initial_carries(tokens.shape[0]),
                                       tokens.shape[1])
@@ -283,56 +290,73 @@ def _recall_functions(model: LanguageModel, tx: optax.GradientTransformation):
     step_norms = jnp.mean(probes.state_norms(carry_grads[0]), axis=0)  # (T,)
     return optax.apply_updates(params, updates), opt_state, loss, step_norms
 
-  @jax.jit
   def accuracy(params, tokens, answer):
     logits, _ = model.apply({"params": params}, tokens)
     return jnp.mean(logits[:, -1].argmax(-1) == answer)
 
-  return train_step, accuracy
+  return (jax.jit(jax.vmap(init)), jax.jit(jax.vmap(train_step)),
+          jax.jit(jax.vmap(accuracy, in_axes=(0, None, None))))
+
+
+def _geometric_gain(step_norms: np.ndarray) -> float | None:
+  """exp(mean over seeds of log(||dJ/dh_0|| / ||dJ/dh_last||)) of (S, T) norms."""
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return _finite(float(np.exp(np.mean(np.log(step_norms[:, 0] / step_norms[:, -1])))))
 
 
 def run_long_dependency(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-  """Accuracy of recalling the token k steps back, per cell and k."""
+  """Accuracy of recalling the token k steps back, per cell and k, over seeds."""
   c = config.long_dependency
   cell_names = parse_list(c.cells, str, "long_dependency.cells")
   ks = parse_list(c.distances, int, "long_dependency.distances")
-  if min(ks) < 1:
-    raise ValueError(f"long_dependency.distances must be >= 1, got {c.distances!r}")
+  if min(ks) < 1 or c.seeds < 1:
+    raise ValueError(f"long_dependency needs distances >= 1 and seeds >= 1, got "
+                     f"{c.distances!r} and {c.seeds}")
   tx = optim.make_optimizer(c.optim, c.train_steps, c.train_steps)
   writer = metrics_lib.MetricWriter(workdir, tensorboard=False)
+  init_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(
+      jnp.arange(c.seeds))
   rows = []
   for cell in cell_names:
     model = LanguageModel(c.vocab_size, cell=cell, hidden_size=c.hidden_size,
                           num_layers=1, embed_size=c.embed_size)
-    params0 = init_params(model, config.seed)
-    train_step, accuracy = _recall_functions(model, tx)
+    init, train_step, accuracy = _recall_functions(model, tx)
     for k in ks:
-      rng = np.random.default_rng([config.seed, k])
-      eval_tokens, eval_answer = recall_batch(np.random.default_rng([config.seed, k, 1]),
-                                              c.eval_size, k, c.vocab_size)
-      params, opt_state = params0, tx.init(params0)
-      first_norms = last_norms = None
+      # Seed s sees the same initialisation for every k and its own data.
+      rngs = [np.random.default_rng([config.seed, s, k]) for s in range(c.seeds)]
+      eval_tokens, eval_answer = recall_batch(
+          np.random.default_rng([config.seed, k, c.seeds]), c.eval_size, k, c.vocab_size)
+      params, opt_state = init(init_keys)
+      first_norms = None
       start = time.perf_counter()
       for step in range(1, c.train_steps + 1):
-        params, opt_state, loss, step_norms = train_step(
-            params, opt_state, *recall_batch(rng, c.batch_size, k, c.vocab_size))
+        batches = [recall_batch(rng, c.batch_size, k, c.vocab_size) for rng in rngs]
+        tokens = np.stack([b[0] for b in batches])  # (S, B, k+1)
+        answer = np.stack([b[1] for b in batches])  # (S, B)
+        params, opt_state, loss, step_norms = train_step(params, opt_state, tokens, answer)
         if first_norms is None:
-          first_norms = np.asarray(step_norms)
+          first_norms = np.asarray(step_norms)  # (S, k+1)
         if c.log_every_steps and (step % c.log_every_steps == 0 or step == 1):
-          writer.write(step, "train", cell=cell, k=k, loss=float(loss),
-                       step_grad_norms=np.asarray(step_norms).tolist())
-        last_norms = step_norms
-      acc = float(accuracy(params, eval_tokens, eval_answer))
-      writer.write(c.train_steps, "eval", cell=cell, k=k, accuracy=acc)
+          writer.write(step, "train", cell=cell, k=k, loss=float(np.mean(loss)),
+                       loss_by_seed=np.asarray(loss).tolist(),
+                       step_grad_norms=np.asarray(step_norms).mean(0).tolist())
+      acc = np.asarray(accuracy(params, eval_tokens, eval_answer))  # (S,)
+      writer.write(c.train_steps, "eval", cell=cell, k=k, accuracy=float(acc.mean()),
+                   accuracy_by_seed=acc.tolist())
       rows.append({
-          "cell": cell, "k": k, "accuracy": acc, "final_loss": float(loss),
-          # ||dJ/dh_0||: what reaches the state that holds the answer.
-          "grad_to_answer_init": _finite(first_norms[0]),
-          "grad_to_answer_final": _finite(float(last_norms[0])),
+          "cell": cell, "k": k, "accuracy": float(acc.mean()),
+          "accuracy_by_seed": acc.tolist(), "final_loss": float(np.mean(loss)),
+          # ||dJ/dh_0||: what reaches the state that holds the answer (seed mean).
+          "grad_to_answer_init": _finite(float(first_norms[:, 0].mean())),
+          # ||dJ/dh_0|| / ||dJ/dh_k||: the share of the gradient at the last
+          # state that survives the k steps back, independent of the loss's
+          # size (geometric mean over seeds), at the first and the last step.
+          "gain_to_answer_init": _geometric_gain(first_norms),
+          "gain_to_answer_final": _geometric_gain(np.asarray(step_norms)),
           "seconds": round(time.perf_counter() - start, 1)})
-      logging.info("long_dependency %s k=%d: accuracy %.3f", cell, k, acc)
+      logging.info("long_dependency %s k=%d: accuracy %s", cell, k, acc.round(3))
   writer.close()
-  return {"rows": rows, "cells": cell_names, "distances": ks,
+  return {"rows": rows, "cells": cell_names, "distances": ks, "seeds": c.seeds,
           "chance": 1.0 / c.vocab_size, "train_steps": c.train_steps}
 
 

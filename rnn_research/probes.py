@@ -55,11 +55,17 @@ def zero_perturbations(carries: Any, seq_len: int) -> Any:
 
 
 def state_norms(carry_grads: Any) -> Array:
-  """(B, T): the norm of each step's carry gradient, over all its leaves together."""
-  leaves = jax.tree.leaves(carry_grads)
-  squares = sum(jnp.sum(jnp.square(g.reshape(g.shape[:2] + (-1,))), axis=-1)
-                for g in leaves)  # (B, T)
-  return jnp.sqrt(squares)
+  """(B, T): the norm of each step's carry gradient, over all its leaves together.
+
+  Scaled by the largest entry before squaring: vanishing gradients reach
+  1e-20 and below, whose float32 squares would flush to zero (XLA's CPU
+  flushes subnormals), turning a measurable norm into 0.
+  """
+  leaves = [g.reshape(g.shape[:2] + (-1,)) for g in jax.tree.leaves(carry_grads)]  # (B, T, F)
+  scale = jnp.max(jnp.stack([jnp.max(jnp.abs(g), axis=-1) for g in leaves]), axis=0)  # (B, T)
+  safe = jnp.where(scale > 0, scale, 1.0)[..., None]
+  squares = sum(jnp.sum(jnp.square(g / safe), axis=-1) for g in leaves)  # (B, T)
+  return jnp.where(scale > 0, scale * jnp.sqrt(squares), 0.0)
 
 
 def language_model_losses(model, variables, inputs: Array, targets: Array,
@@ -108,20 +114,22 @@ def language_model_pair_norms(model, layer: int = 0, chunk_size: int = 16
 
 
 def pairwise_gradient_norms(step_losses: StepLosses, perturbations: Any,
-                            layer: int = 0, positions: Array | None = None,
+                            layer: int | None = 0, positions: Array | None = None,
                             chunk_size: int = 16) -> Array:
   """||dJ_b(i)/d carry_b(j)|| for each loss position i and every state position j.
 
   Args:
     step_losses: perturbations -> per-position losses (B, T).
     perturbations: zeros for every layer (a sequence indexed by layer).
-    layer: the layer whose carry is probed.
+    layer: the layer whose carry is probed; None = every layer, from the same
+      backward passes.
     positions: the loss positions i (default all T).
     chunk_size: backward passes run together (bounds memory to
       chunk_size x the perturbations' size).
 
   Returns:
-    (B, I, T) norms; zero wherever j > i (no path from the future).
+    (B, I, T) norms, or (L, B, I, T) for ``layer=None``; zero wherever j > i
+    (no path from the future).
   """
   losses, pullback = jax.vjp(step_losses, perturbations)
   batch, seq_len = losses.shape
@@ -131,11 +139,13 @@ def pairwise_gradient_norms(step_losses: StepLosses, perturbations: Any,
   def one_position(i):
     cotangent = jnp.zeros((batch, seq_len), losses.dtype).at[:, i].set(1.0)
     (grads,) = pullback(cotangent)
+    if layer is None:
+      return jnp.stack([state_norms(g) for g in grads])  # (L, B, T)
     return state_norms(grads[layer])  # (B, T)
 
   norms = jax.lax.map(one_position, jnp.asarray(positions),
-                      batch_size=min(chunk_size, len(positions)))  # (I, B, T)
-  return jnp.transpose(norms, (1, 0, 2))  # (B, I, T)
+                      batch_size=min(chunk_size, len(positions)))  # (I, [L,] B, T)
+  return jnp.moveaxis(norms, 0, -2)  # ([L,] B, I, T)
 
 
 def average_by_distance(pair_norms: Array, positions: Array | None = None
@@ -156,9 +166,10 @@ def average_by_distance(pair_norms: Array, positions: Array | None = None
       positions differ in ||dJ(i)/dh(i)||, and the pairs at distance l are only
       those with i >= l, so ``mean_norm`` mixes a change of population into the
       decay; the gain does not, and for an identity Elman RNN with an
-      orthogonal W_h scaled to rho it is exactly l log(rho). It is NaN at a
-      distance where some pair underflowed to 0 (the mean of the survivors
-      would be biased upwards).
+      orthogonal W_h scaled to rho it is exactly l log(rho). Loss positions
+      with dJ(i)/dh(i) = 0 (a saturated softmax) are left out of it; it is
+      NaN at a distance where some pair underflowed to 0 (the mean of the
+      survivors would be biased upwards).
 
     Entries with no pairs are NaN.
   """
@@ -171,14 +182,18 @@ def average_by_distance(pair_norms: Array, positions: Array | None = None
   dist = distance[i_idx, j_idx]
   norms = pair_norms[b_idx, i_idx, j_idx]
   direct = pair_norms[b_idx, i_idx, positions[i_idx]]  # ||dJ(i)/dh(i)||
-  positive = (norms > 0) & (direct > 0)
+  # A loss position with dJ(i)/dh(i) = 0 (a saturated softmax) has no gain;
+  # a zero norm below a nonzero one is an underflow.
+  has_gain = direct > 0
+  positive = has_gain & (norms > 0)
   with np.errstate(divide="ignore", invalid="ignore"):
     log_gain = np.log(norms) - np.log(direct)
   count = np.bincount(dist, minlength=seq_len).astype(np.float64)
   sums = np.bincount(dist, weights=norms, minlength=seq_len)
+  gain_pairs = np.bincount(dist[has_gain], minlength=seq_len)
   gain_count = np.bincount(dist[positive], minlength=seq_len)
   gain_sums = np.bincount(dist[positive], weights=log_gain[positive], minlength=seq_len)
-  complete = (count > 0) & (gain_count == count)
+  complete = (gain_count > 0) & (gain_count == gain_pairs)
   with np.errstate(divide="ignore", invalid="ignore"):
     return {
         "mean_norm": np.where(count > 0, sums / count, np.nan),

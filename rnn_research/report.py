@@ -68,9 +68,12 @@ def plot_spectral(results: dict, workdir: pathlib.Path) -> str:
     axes[1, col].set_xlabel("distance l = i - j (steps)")
     axes[0, col].set_ylabel("gradient norm")
     axes[1, col].set_ylabel("mean log(||dJ(i)/dh(i-l)|| / ||dJ(i)/dh(i)||)")
-    lo = np.nanmin([np.nanmin(_array(c["mean_log_gain"])) for c in curves])
-    hi = np.nanmax([np.nanmax(_array(c["mean_log_gain"])) for c in curves])
-    axes[1, col].set_ylim(lo - 1, hi + 1)
+    # Theory lines can run far past the measured ones (tanh saturates): keep
+    # the measured curves in view, the theory lines up to the same range.
+    gains = np.concatenate([_array(c["mean_log_gain"]) for c in curves])
+    lo, hi = min(np.nanmin(gains), 0.0), max(np.nanmax(gains), 0.0)
+    theory_hi = max(distance[-1] * math.log(c["rho"]) for c in curves)
+    axes[1, col].set_ylim(lo - 1, max(hi, min(theory_hi, hi + (hi - lo))) + 1)
     for ax in axes[:, col]:
       ax.grid(alpha=0.3)
       ax.legend(fontsize=8)
@@ -110,11 +113,14 @@ def plot_long_dependency(results: dict, workdir: pathlib.Path) -> str:
     rows = [r for r in results["rows"] if r["cell"] == cell]
     ks = [r["k"] for r in rows]
     axes[0].plot(ks, [r["accuracy"] for r in rows], "o-", label=cell)
-    axes[1].semilogy(ks, [r["grad_to_answer_init"] or np.nan for r in rows], "o-", label=cell)
+    line, = axes[1].semilogy(ks, [r["gain_to_answer_init"] or np.nan for r in rows], "o-",
+                             label=f"{cell}, first step")
+    axes[1].semilogy(ks, [r["gain_to_answer_final"] or np.nan for r in rows], "x--",
+                     color=line.get_color(), label=f"{cell}, last step")
   axes[0].axhline(results["chance"], color="gray", ls=":", label="chance")
   axes[0].set_title(f"recall the token k steps back ({results['train_steps']} steps)")
   axes[0].set_ylabel("accuracy")
-  axes[1].set_title("||dJ/dh_0|| at initialisation (reaches the answer's state)")
+  axes[1].set_title("||dJ/dh_0|| / ||dJ/dh_k||: share of the gradient reaching the answer")
   for ax in axes:
     ax.set_xlabel("k")
     ax.grid(alpha=0.3)
@@ -240,13 +246,23 @@ def _cells_md(r: dict) -> list[str]:
 def _long_dependency_md(r: dict) -> list[str]:
   ks = r["distances"]
   by = {(row["cell"], row["k"]): row for row in r["rows"]}
-  acc = [[cell] + [_fmt(by[cell, k]["accuracy"]) for k in ks] for cell in r["cells"]]
-  grad = [[cell] + [_fmt(by[cell, k]["grad_to_answer_init"]) for k in ks]
+  def accuracy(row):
+    seeds = row.get("accuracy_by_seed") or []
+    spread = f" ({', '.join(f'{a:.2f}' for a in seeds)})" if len(seeds) > 1 else ""
+    return f"{row['accuracy']:.2f}{spread}"
+
+  acc = [[cell] + [accuracy(by[cell, k]) for k in ks] for cell in r["cells"]]
+  grad = [[cell] + [f"{_fmt(by[cell, k]['gain_to_answer_init'])} -> "
+                    f"{_fmt(by[cell, k]['gain_to_answer_final'])}" for k in ks]
           for cell in r["cells"]]
   return [f"Accuracy of recalling the token k steps back after {r['train_steps']} steps "
-          f"(chance {r['chance']:.3f}):", "",
+          f"(chance {r['chance']:.3f}), mean over {r.get('seeds', 1)} runs (each run's "
+          "in brackets):", "",
           metrics_lib.markdown_table(["cell"] + [f"k={k}" for k in ks], acc), "",
-          "||dJ/dh_0|| (the state that holds the answer) at the first step:", "",
+          "||dJ/dh_0|| / ||dJ/dh_k||, the share of the gradient at the last state that "
+          "reaches the state holding the answer, at the first -> last training step "
+          "(geometric mean over runs):",
+          "",
           metrics_lib.markdown_table(["cell"] + [f"k={k}" for k in ks], grad)]
 
 
@@ -296,6 +312,18 @@ def results_markdown(results: dict) -> str:
   return "\n".join(lines)
 
 
+def redraw(workdir: str | os.PathLike) -> dict:
+  """Figures and results.md of a gradient-study workdir again from its results.json
+  (after a change to a figure or a table; no rerun)."""
+  workdir = pathlib.Path(workdir)
+  results = json.loads((workdir / "results.json").read_text())
+  if results.get("variant") not in TABLES:
+    return results
+  results["figures"] = draw_figures(results, workdir)
+  metrics_lib.write_results(workdir, results, results_markdown(results))
+  return results
+
+
 # ---------------------------------------------------------------------------
 # Several workdirs -> one page.
 
@@ -307,7 +335,7 @@ def headline(results: dict) -> str:
     worst = max((abs(s["measured_slope"] - s["theory_slope"]) for s in results["slopes"]
                  if s["activation"] == "identity" and s["measured_slope"] is not None),
                 default=None)
-    return f"identity: max |measured - log(rho)| = {_fmt(worst)}"
+    return f"identity: largest abs(measured slope - log(rho)) = {_fmt(worst)}"
   if variant == "cells":
     ref = results["reference_distance"]
     return "; ".join(f"{stage} @{ref}: " + ", ".join(f"{c} {_fmt(v)}x" for c, v in r.items())

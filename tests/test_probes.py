@@ -62,6 +62,8 @@ def test_identity_elman_probe_equals_g_times_power_of_w(rho):
 
 
 def test_probe_is_causal_in_every_layer_and_matches_per_step_training_norms():
+  """Two LSTM layers: (c, h) carries, and a layer whose gradient also arrives
+  from the layer above."""
   model = models.LanguageModel(VOCAB, cell="lstm", hidden_size=4, num_layers=2)
   inputs, targets = _tokens(seq=5)
   variables = model.init(jax.random.key(1), inputs)
@@ -69,11 +71,12 @@ def test_probe_is_causal_in_every_layer_and_matches_per_step_training_norms():
 
   @jax.jit
   def everything(z):
-    pairs = [probes.pairwise_gradient_norms(step_losses, z, layer=layer) for layer in (0, 1)]
+    pairs = probes.pairwise_gradient_norms(step_losses, z, layer=None)  # (L, B, T, T)
     carry_grads = jax.grad(lambda p: jnp.mean(step_losses(p)))(z)
-    return pairs, probes.state_gradient_norms(step_losses, z), carry_grads
+    return pairs, [probes.state_norms(g) for g in carry_grads], carry_grads
 
   pairs, norms, carry_grads = everything(zeros)
+  assert pairs.shape == (2, BATCH, 5, 5)
   future = np.triu(np.ones((5, 5), bool), k=1)  # j > i: no path from the future
   for layer_pairs in map(np.asarray, pairs):
     assert np.all(layer_pairs[:, future] == 0)
