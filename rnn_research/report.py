@@ -229,13 +229,16 @@ def _spectral_md(r: dict) -> list[str]:
 def _cells_md(r: dict) -> list[str]:
   ref = str(r["reference_distance"])
   dists = [str(d) for d in r["distances"]]
-  header = ["cell", "stage", "spectral radius"] + [f"norm at {d}" for d in dists] + [
+  header = ["cell", "stage", "max spectral radius"] + [f"norm at {d}" for d in dists] + [
       "valid ppl"]
   rows = [[row["cell"], row["stage"], _fmt(row["spectral_radius"])]
           + [_fmt(row["norm_at"][d]) for d in dists] + [_fmt(row.get("valid_ppl"), 4)]
           for row in r["rows"]]
-  lines = [f"Mean ||dJ(i)/dh(i-l)|| by distance l (probe: {r['data']}); Elman W_h at "
-           f"spectral radius {r['elman_rho_at_init']:g} at initialisation.", "",
+  lines = [f"Mean ||dJ(i)/dh(i-l)|| by distance l (probe: {r['data']}). 'init' rows: "
+           f"Elman W_h rescaled to spectral radius {r['elman_rho_at_init']:g}; 'trained' "
+           f"rows: {r['train_steps']} steps from each cell's own initialisation "
+           "(orthogonal W_h per gate, spectral radius 1). Spectral radius: the largest "
+           "over the recurrent matrices (gate blocks).", "",
            metrics_lib.markdown_table(header, rows), ""]
   for stage, ratios in r["ratio_to_elman_at_reference"].items():
     parts = ", ".join(f"{cell} {_fmt(v)}x" for cell, v in ratios.items())
