@@ -14,8 +14,9 @@ measured numbers):
   for tanh (tanh' <= 1).
 * ``cells``: Elman (tanh, rho = 0.9) vs LSTM vs GRU language models, at
   initialisation and after a short training run on the synthetic grammar:
-  gradient norm against distance up to 127. Expect LSTM and GRU gradients at
-  distance 50 orders of magnitude above Elman's. On PTB::
+  gradient norm against distance up to 127. Measured at distance 50: LSTM
+  1.6e7x and GRU 835x Elman's at initialisation, 24x and 8x after 300 steps.
+  On PTB::
 
     python -m experiments.vanishing_gradients --config=configs/gradients.py:cells \\
         --config.lm.data.source=local --config.lm.data.dir=../shared/data/ptb \\
@@ -23,14 +24,18 @@ measured numbers):
 
 * ``long_dependency``: recall the token k steps back, for k in {5, 10, 20,
   30, 40}: accuracy against k for each cell (chance = 1 / vocab_size), and the
-  gradient norm that reaches the token to recall.
+  share of the gradient that reaches the token to recall. Measured: LSTM and
+  GRU perfect up to k = 20 and at chance from 30; Elman erratic (0.33 at 10,
+  0.75 at 20, 0.28 at 40, mean of 3 runs).
 * ``clipping``: the one-unit RNN of Pascanu et al.'s Fig. 6, h_t = sigmoid(w
   h_{t-1} + b), whose loss over (w, b) has a cliff: SGD without clipping is
   thrown off the cliff onto a plateau, with global-norm clipping it settles
-  in the valley.
+  in the valley (mean final loss 0.082 vs 0.013 clipped, 4 starts).
 * ``depth``: 1, 2, 4, 8 LSTM layers x connection none / residual / dense /
   highway, short runs on the synthetic grammar: validation perplexity and the
-  gradient norm reaching the bottom layer, as one table. On PTB add
+  gradient norm reaching the bottom layer, as one table. Measured: 8 plain
+  layers 46.5 perplexity and 100x less gradient at the bottom than 1 layer;
+  with residual connections 15.1 and no loss of gradient. On PTB add
   ``--config.lm.data.source=local --config.lm.data.dir=../shared/data/ptb``
   (10,000-word softmax: several times slower on a CPU).
 * ``test``: every variant tiny, seconds on a CPU, for tests; choose the

@@ -353,6 +353,10 @@ def headline(results: dict) -> str:
   if variant == "depth":
     best = min(results["rows"], key=lambda r: r["valid_ppl"])
     return f"best valid ppl {best['valid_ppl']:.2f} ({best['layers']}x {best['connection']})"
+  if isinstance(results.get("error_by_attractors"), dict):  # the agreement study
+    errors = ", ".join(f"{k}: {_fmt(v.get('error') if isinstance(v, dict) else v)}"
+                       for k, v in results["error_by_attractors"].items())
+    return f"{results.get('cell', '')} error by attractors {errors}".strip()
   if "valid_ppl" in results:
     return f"valid ppl {_fmt(results['valid_ppl'], 4)}, test ppl {_fmt(results.get('test_ppl'), 4)}"
   return ", ".join(f"{k} {_fmt(v)}" for k, v in results.items()
@@ -382,13 +386,15 @@ def collect(workdirs: list[str], output: str | os.PathLike) -> str:
     results = json.loads(results_path.read_text())
     config = json.loads((path / "config.json").read_text()) if (
         path / "config.json").exists() else {}
-    study = results.get("variant") or config.get("name") or "run"
+    study = (results.get("variant") or config.get("name") or results.get("task")
+             or config.get("task") or "run")
     summary.append([f"[{workdir}](#{_anchor(workdir)})", study, headline(results)])
     body = (path / "results.md").read_text() if (path / "results.md").exists() else ""
     rel = os.path.relpath(path.resolve(), base)
     body = _relink(body, rel)
     sections += [f"## {workdir}", "", _demote(body).strip(), ""]
-    missing = [f for f in results.get("figures", []) if f"{rel}/{f})" not in body]
+    figures = results.get("figures") or sorted(p.name for p in path.glob("*.png"))
+    missing = [f for f in figures if f"{rel}/{f})" not in body]
     sections += [f"![{f}]({rel}/{f})" for f in missing]
   page = "\n".join(["# Report", "", metrics_lib.markdown_table(
       ["workdir", "study", "headline"], summary), "", *sections]) + "\n"
