@@ -21,6 +21,7 @@ traceback only under ``--verbose``.
 from __future__ import annotations
 
 import logging as std_logging
+import re
 import sys
 import traceback
 
@@ -54,13 +55,31 @@ def run(main) -> None:
       print(f"error: {message}", file=sys.stderr)
       sys.exit(EXIT_BAD_INPUT)
 
+  app.run(wrapped, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with bad flags and configs reported in one line.
+
+  ml_collections reports an error inside a config file (e.g. an unknown
+  variant) as a flags error carrying the whole traceback, and an unknown
+  ``--config.*`` key as an AttributeError; both become one ``error:`` line.
+  """
   try:
-    app.run(wrapped)
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    # The config's own exception is the last "SomeError: ..." line, if any.
+    raised = [l for l in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", l)]
+    message = raised[-1].split(": ", 1)[1] if raised else lines[0]
   except (AttributeError, KeyError, ValueError, TypeError) as e:
-    # Raised while absl parses --config.* overrides, before main runs: an
-    # unknown config key or a value of the wrong type.
-    if _VERBOSE.present and _VERBOSE.value:
-      raise
-    message = " ".join(str(e).replace("\\n", " ").replace("\\'", "'").split())
-    print(f"error: bad config override: {message}", file=sys.stderr)
-    sys.exit(EXIT_BAD_INPUT)
+    text = " ".join(str(e).replace("\\n", " ").replace("\\'", "'").split()).strip("\"'")
+    key = re.match(r"'?([\w]+)'?", text)
+    named = [a.split("=")[0] for a in argv[1:] if key and re.match(
+        rf"--\w+(\.\w+)*\.{key.group(1)}(=|$)", a)]
+    message = (f"unknown config field {named[0]}" + text[key.end():].rstrip("'")
+               if isinstance(e, AttributeError) and named else f"bad config override: {text}")
+  if "--verbose" in argv:
+    raise
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(EXIT_BAD_INPUT)

@@ -330,3 +330,15 @@ def test_changed_corpus_under_the_same_workdir_is_refused(tmp_path):
   with pytest.raises(ckpt_lib.CheckpointError, match="vocabulary mismatch"):
     train.train_and_evaluate(c, str(tmp_path / "run"))
   assert _snapshot(tmp_path / "run") == before
+
+
+def test_cli_unknown_variant_and_missing_workdir_give_one_line(tmp_path):
+  cases = [(_cli(tmp_path / "run", config="configs/ptb.py:huge"),
+            "unknown variant 'huge' of configs/ptb.py; valid: small, medium, large"),
+           (_cli(tmp_path / "run")[:-1], "--workdir must have a value")]
+  for argv, needle in cases:
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 2, proc.stderr[-1000:]
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
