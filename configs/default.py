@@ -27,6 +27,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.nonfinite = "stop"
   # Also write TensorBoard event files (tensorboardX) under workdir/tensorboard.
   c.tensorboard = True
+  # Log ||dJ/dh_t|| per layer and BPTT-window position with the train metrics (one extra gradient).
+  c.record_step_gradients = False
   # Shard the batch over all local devices (jax.sharding); parameters replicated.
   c.data_parallel = False
 

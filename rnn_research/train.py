@@ -45,6 +45,7 @@ from rnn_research import checkpoint as ckpt_lib
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim
 from rnn_research import parallel
+from rnn_research import probes
 from rnn_research.data import batching
 from rnn_research.data import corpus as corpus_lib
 from rnn_research.models import LanguageModel
@@ -96,19 +97,27 @@ def make_train_step(model: LanguageModel, tx: optax.GradientTransformation,
   clip_norm = config.optim.clip_norm
   sum_over_time = config.optim.loss_sum_over_time
 
+  record = config.record_step_gradients
+
   def train_step(state: TrainState, inputs, targets, dropout_key):
     rng = jax.random.fold_in(dropout_key, state.step)
 
-    def loss_fn(params):
+    def loss_fn(params, perturbations):
       logits, carries = model.apply({"params": params}, inputs, state.carries,
-                                    deterministic=False, rngs={"dropout": rng})
+                                    deterministic=False, rngs={"dropout": rng},
+                                    carry_perturbations=perturbations)
       mean_loss = token_losses(logits, targets).mean()
       # Zaremba et al.'s reference code differentiates the loss summed over the
       # BPTT window (averaged over the batch); their learning rate assumes it.
       objective = mean_loss * inputs.shape[1] if sum_over_time else mean_loss
       return objective, (mean_loss, carries)
 
-    (_, (loss, carries)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    # With record_step_gradients, also differentiate with respect to zero
+    # perturbations of every layer's state: their gradients are dJ/dh_t.
+    perturbations = (probes.zero_perturbations(state.carries, inputs.shape[1])
+                     if record else None)
+    (_, (loss, carries)), (grads, state_grads) = jax.value_and_grad(
+        loss_fn, argnums=(0, 1), has_aux=True)(state.params, perturbations)
     grad_norm = optax.global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -128,6 +137,9 @@ def make_train_step(model: LanguageModel, tx: optax.GradientTransformation,
         "clipped": (grad_norm > clip_norm) if clip_norm > 0 else jnp.bool_(False),
         "learning_rate": schedule(state.step),
     }
+    if record:  # (L, T): batch-mean ||dJ/dh_t|| per layer and window position
+      metrics["step_grad_norms"] = jnp.stack(
+          [probes.state_norms(g).mean(axis=0) for g in state_grads])
     return new_state, metrics
 
   return train_step
@@ -342,7 +354,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                        grad_norm=float(np.mean([m["grad_norm"] for m in logged])),
                        grad_norm_max=float(np.max([m["grad_norm"] for m in logged])),
                        clipped_fraction=float(np.mean([m["clipped"] for m in logged])),
-                       skipped=int(state.skipped), tokens_per_sec=tok_s, epoch=epoch)
+                       skipped=int(state.skipped), tokens_per_sec=tok_s, epoch=epoch,
+                     **({"step_grad_norms": np.mean([m["step_grad_norms"] for m in logged],
+                                                    axis=0).tolist()}
+                        if config.record_step_gradients else {}))
           progress.update(step, tok_s, f"epoch {epoch + 1} loss {loss:.3f} "
                           f"ppl {math.exp(min(loss, 50.0)):.1f}")
           _check_finite(state, config, latest)

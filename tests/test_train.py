@@ -342,3 +342,16 @@ def test_cli_unknown_variant_and_missing_workdir_give_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-1000:]
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
+
+
+def test_recorded_step_gradients_leave_training_unchanged(reference_run, tmp_path):
+  ref_dir, ref_results = reference_run
+  c = tiny_config(record_step_gradients=True)
+  results = train.train_and_evaluate(c, str(tmp_path))
+  assert results["test_ppl"] == ref_results["test_ppl"]  # zero perturbations change nothing
+  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  norms = np.array(next(r for r in records if r["split"] == "train")["step_grad_norms"])
+  assert norms.shape == (c.model.num_layers, c.data.bptt)
+  assert np.isfinite(norms).all() and (norms > 0).all()
+  # The last position's state feeds one prediction; earlier ones feed more.
+  assert norms[0, 0] > norms[0, -1]
