@@ -47,6 +47,11 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 
+# Matrix products in the compute dtype (e.g. bfloat16) with float32 results:
+# rounding the product itself to bfloat16 would throw away the accumulation.
+float32_dot = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+
 def uniform_init(scale: float) -> Initializer:
   """uniform(-scale, scale), the initialisation of Zaremba et al. 2014."""
 
@@ -97,6 +102,7 @@ class _FusedCell(nn.RNNCellBase):
         bias_init=self._input_bias_init,
         dtype=self.dtype,
         param_dtype=self.param_dtype,
+        dot_general=float32_dot,
     )
     self.recurrent_kernel = self.param(
         "recurrent_kernel",

@@ -110,7 +110,7 @@ class LanguageModel(nn.Module):
       kernel_init = (cells_lib.uniform_init(self.init_scale) if self.init_scale > 0
                      else nn.initializers.lecun_normal())
       self.softmax = nn.Dense(self.vocab_size, kernel_init=kernel_init,
-                              dtype=self.dtype)
+                              dtype=self.dtype, dot_general=cells_lib.float32_dot)
 
   def __call__(self, tokens: Array, carries=None, deterministic: bool = True,
                return_hidden: bool = False, carry_perturbations=None):

@@ -112,3 +112,17 @@ def test_generate_greedy_follows_the_models_argmax():
     logits, _ = model.apply({"params": params}, seq, model.initial_carries(1))
     seq = jnp.concatenate([seq, jnp.argmax(logits[:, -1], -1)[:, None]], axis=1)
   np.testing.assert_array_equal(out, seq[:, 3:])
+
+
+def test_bfloat16_model_keeps_float32_products_and_logits():
+  """bf16 compute must not round the products: logits and U x + b come back
+  in float32 with bits below bfloat16's precision."""
+  model = _lm(dtype=jnp.bfloat16)
+  params = _init(model)
+  tokens = jax.random.randint(jax.random.key(1), (2, 5), 0, 30)
+  logits, _ = model.apply({"params": params}, tokens, model.initial_carries(2))
+  px = model.apply({"params": params}, jnp.ones((2, 5, 8)),
+                   method=lambda m, x: m.rnn.layers[0].cell.project_inputs(x))
+  for x in (logits, px):
+    assert x.dtype == jnp.float32
+    assert bool(jnp.any(x != x.astype(jnp.bfloat16).astype(jnp.float32)))
