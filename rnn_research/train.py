@@ -26,6 +26,7 @@ with an error naming the step and the last good checkpoint.
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import signal
@@ -187,7 +188,6 @@ def _fingerprint(config: ml_collections.ConfigDict) -> dict:
 
 def _check_workdir(workdir: pathlib.Path, config) -> None:
   """Refuses a workdir that holds a different run's config and checkpoints."""
-  import json
   path = workdir / "config.json"
   if not path.exists():
     return
@@ -260,6 +260,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model = build_model(config, len(corpus.vocab))
   d = config.data
   mesh = parallel.make_mesh() if config.data_parallel else None
+  if mesh is not None:
+    parallel.check_divisible(mesh, d.batch_size)
   train_batches = batching.LMBatches(corpus.train, d.batch_size, d.bptt)
   steps_per_epoch = len(train_batches)
   total_steps = steps_per_epoch * config.num_epochs
@@ -295,7 +297,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics_lib.write_config(workdir, config)
     corpus.vocab.to_json(workdir / "vocab.json")
   if mesh is not None:
-    parallel.check_divisible(mesh, d.batch_size)
     state = parallel.replicate(mesh, state)
     state = state.replace(carries=parallel.shard_batch(mesh, state.carries))
 
@@ -423,7 +424,6 @@ def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
   path = workdir / "metrics.jsonl"
   if path.exists():
     keep = [r for r in metrics_lib.read_metrics(workdir) if r["step"] <= step]
-    import json
     metrics_lib.atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
@@ -452,7 +452,6 @@ def results_markdown(config, results: dict) -> str:
 
 def _load_run(workdir: str):
   """(config, model, best params, vocab) of a language-model workdir."""
-  import json
   workdir = pathlib.Path(workdir)
   config_path = workdir / "config.json"
   if not (config_path.exists() and (workdir / "vocab.json").exists()):
