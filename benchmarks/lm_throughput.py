@@ -43,6 +43,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import ptb  # noqa: E402
+from rnn_research import cli  # noqa: E402
 from rnn_research import optim  # noqa: E402
 from rnn_research import train  # noqa: E402
 
@@ -63,8 +64,6 @@ CELLS = {
     "elman": ("elman", {"activation": "tanh"}, "RNN"),
 }
 NUM_BATCHES = 4  # distinct random batches, cycled
-# glibc mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,10 +82,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="overrides the config's dropout (both sides)")
   p.add_argument("--torch_threads", type=int, default=0,
                  help="torch.set_num_threads on the CPU; 0 keeps PyTorch's default")
-  p.add_argument("--malloc", default="default", choices=("default", "retain"),
-                 help="retain: glibc keeps freed memory (one arena, no mmap), so "
-                 "large per-step buffers are not page-faulted in again every step; "
-                 "the whole process, both sides")
+  p.add_argument("--malloc", default="retain", choices=("retain", "default"),
+                 help="retain (as our experiment scripts do by default): glibc keeps "
+                 "freed memory (one arena, no mmap), so large per-step buffers are "
+                 "not page-faulted in again every step; default: glibc's own "
+                 "settings. The whole process, both sides")
   p.add_argument("--skip_torch", action="store_true", help="time our side only")
   p.add_argument("--json", action="store_true", help="end with one JSON line")
   p.add_argument("--out", default="", help="also append the JSON line to this file")
@@ -249,24 +249,6 @@ class Torch:
     return None
 
 
-def retain_malloc() -> bool:
-  """Makes glibc keep freed memory for reuse instead of returning it to the OS.
-
-  XLA:CPU allocates a step's temporaries as one buffer (60 MB for Zaremba
-  small), above glibc's largest mmap threshold (32 MB), so by default every
-  step maps fresh pages and faults all of them in (about 15,000 page faults a
-  step). The same as running with MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0
-  MALLOC_TRIM_THRESHOLD_=4294967295; call it before the first large allocation.
-  """
-  import ctypes
-  try:
-    libc = ctypes.CDLL("libc.so.6")
-  except OSError:  # not glibc
-    return False
-  return all(libc.mallopt(k, v) == 1 for k, v in (
-      (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
-
-
 def versions() -> dict:
   import flax
   import jaxlib
@@ -296,7 +278,7 @@ def first_step(side) -> float:
 
 def benchmark(args) -> dict:
   malloc = args.malloc
-  if malloc == "retain" and not retain_malloc():
+  if malloc == "retain" and not cli.retain_freed_memory():
     malloc = "default (mallopt unavailable)"
   load_start = os.getloadavg()[0]
   config = make_config(args)

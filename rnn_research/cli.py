@@ -16,6 +16,11 @@ Bad input (a wrong config value, an unknown cell, missing or malformed data, a
 checkpoint that does not fit) raises ``ValueError`` (or ``OSError``) inside the
 library; ``run`` turns it into one line on stderr and exit status 2, with the
 traceback only under ``--verbose``.
+
+``run`` also makes glibc keep freed memory in the process (``--malloc``): on
+the CPU, XLA allocates each step's temporaries as one large buffer, and
+glibc's default returns it to the system after every step and page-faults it
+back in at the next (BENCHMARKS.md, A1).
 """
 
 from __future__ import annotations
@@ -29,8 +34,15 @@ import jax
 from absl import app, flags, logging
 
 _VERBOSE = flags.DEFINE_bool("verbose", False, "show tracebacks of errors")
+_MALLOC = flags.DEFINE_enum(
+    "malloc", "retain", ["retain", "default"],
+    "retain: glibc keeps freed memory for reuse (faster XLA steps on the CPU; "
+    "the process does not give memory back while it runs); default: glibc's "
+    "own settings")
 
 EXIT_BAD_INPUT = 2
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 
 
 def no_extra_args(argv) -> None:
@@ -38,10 +50,32 @@ def no_extra_args(argv) -> None:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
+def retain_freed_memory() -> bool:
+  """Makes glibc keep freed memory for reuse instead of returning it to the OS.
+
+  XLA:CPU allocates a step's temporaries as one buffer (60 MB for Zaremba
+  small), above glibc's largest mmap threshold (32 MB), so by default every
+  step maps fresh pages and faults all of them in (about 15,000 page faults a
+  step). The same as starting the process with MALLOC_ARENA_MAX=1
+  MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967295. Call it before JAX
+  starts its backend (the first ``jax.devices()`` or computation): settings
+  made later only partly take. Returns False where libc is not glibc.
+  """
+  import ctypes
+  try:
+    mallopt = ctypes.CDLL("libc.so.6").mallopt
+  except (OSError, AttributeError):  # not glibc
+    return False
+  return all(mallopt(k, v) == 1 for k, v in (
+      (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
+
+
 def run(main) -> None:
   """``absl.app.run(main)`` with one-line errors for bad input."""
 
   def wrapped(argv):
+    if _MALLOC.value == "retain" and not retain_freed_memory():
+      logging.info("--malloc=retain has no effect: the C library is not glibc")
     # Orbax logs every save and restore at INFO; keep its warnings only.
     logging.get_absl_handler().python_handler.addFilter(
         lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)

@@ -262,6 +262,7 @@ def test_cli_bad_input_gives_one_line_and_exit_2(tmp_path):
   cases = [
       (["--config.model.hidden_sise=3"], "hidden_sise"),
       (["--config.data.source=local", f"--config.data.dir={data}"], "valid.txt"),
+      (["--malloc=sometimes"], "--malloc"),
   ]
   for flags, needle in cases:
     proc = subprocess.run(_cli(tmp_path / "run", *flags), cwd=REPO, capture_output=True,
