@@ -1,19 +1,22 @@
-"""benchmarks/lm_throughput.py runs end to end and ends with its JSON line."""
+"""The benchmarks run end to end and end with their JSON lines."""
 
 import importlib.util
 import json
 import pathlib
+import sys
 
 import pytest
 
 pytest.importorskip("torch", reason="PyTorch (the [test] extra) is the benchmark's "
                     "other side")
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "lm_throughput.py"
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def load_script():
-  spec = importlib.util.spec_from_file_location("lm_throughput", SCRIPT)
+def load_script(name="lm_throughput"):
+  if str(BENCHMARKS) not in sys.path:  # matmul_floor imports lm_throughput
+    sys.path.insert(0, str(BENCHMARKS))
+  spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -31,3 +34,18 @@ def test_tiny_config_prints_json_line_with_both_sides(capsys):
   assert record["ratio"] == pytest.approx(record["ours_tok_s"] / record["torch_tok_s"])
   # The same model on the same batches: both losses near log(vocab) = log(50).
   assert abs(record["ours_loss"] - record["torch_loss"]) < 0.5
+
+
+def test_matmul_floor_times_the_step_products_beside_both_steps(capsys):
+  floor = load_script("matmul_floor")
+  result = floor.main(["--config=tiny", "--cell=gru", "--steps=1", "--repeats=3", "--json"])
+  record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert record == json.loads(json.dumps(result))
+  for key in ("floor_ms", "torch_floor_ms", "step_ms", "torch_step_ms"):
+    assert record[key] > 0, key
+  # The bound uses the faster library's products.
+  best = min(record["floor_ms"], record["torch_floor_ms"])
+  assert record["max_ratio"] == pytest.approx(record["torch_step_ms"] / best)
+  # tiny: batch 4, BPTT 5, hidden 16, vocabulary 50, 2 layers, 3 GRU gates.
+  n, h, g = 4 * 5, 16, 3 * 16
+  assert record["gflop"] * 1e9 == pytest.approx(2 * (3 * n * h * 50 + 2 * 6 * n * h * g))
