@@ -3,7 +3,8 @@ r"""The matrix products of one language-model training step, timed alone.
 A training step of ``lm_throughput.py``'s model cannot run faster than its
 matrix products: the softmax's three (logits = h W, dh = dlogits W^T,
 dW = h^T dlogits) and, per recurrent layer, the input projection with its two
-gradients and, per time step, the recurrent product with its two. This script
+gradients and, per time step, the recurrent product and its dh, with its dW
+over all steps as one product. This script
 runs exactly those products, with the step's shapes and nothing else (no
 nonlinearity, no loss, no update), as one jitted function, and reports its
 time beside one of our full training steps, and (when PyTorch is installed)
@@ -61,12 +62,15 @@ def products(batch: int, bptt: int, hidden: int, vocab: int, layers: int,
               a["d_gates"][l] @ a["w_in"][l].T,  # its dx
               a["x"][l].T @ a["d_gates"][l]]  # its dW
 
-      def step(acc, t):  # one time step's recurrent product and its two gradients
+      def step(_, t):  # one time step's recurrent product and its dh
         h, d = a["h_t"][l][t], a["d_gates_t"][l][t]
-        return acc + h.T @ d, (h @ a["w_rec"][l], d @ a["w_rec"][l].T)
+        return None, (h @ a["w_rec"][l], d @ a["w_rec"][l].T)
 
-      acc, ys = jax.lax.scan(step, jnp.zeros((hidden, g)), jnp.arange(bptt))
-      out += [acc, *ys]
+      _, ys = jax.lax.scan(step, None, jnp.arange(bptt))
+      # dW of the recurrent product, all steps in one product (cheaper than
+      # one per step, and what Recurrent does)
+      dw = a["h_t"][l].reshape(-1, hidden).T @ a["d_gates_t"][l].reshape(-1, g)
+      out += [*ys, dw]
     return out
 
   flops = 2 * (3 * n * hidden * vocab + layers * 6 * n * hidden * g)
@@ -85,12 +89,11 @@ def torch_products(args: dict, layers: int, bptt: int):
     for l in range(layers):
       out += [a["x"][l] @ a["w_in"][l], a["d_gates"][l] @ a["w_in"][l].T,
               a["x"][l].T @ a["d_gates"][l]]
-      acc = torch.zeros_like(a["w_rec"][l])
       for t in range(bptt):
         h, d = a["h_t"][l][t], a["d_gates_t"][l][t]
         out += [h @ a["w_rec"][l], d @ a["w_rec"][l].T]
-        acc += h.T @ d
-      out.append(acc)
+      out.append(a["h_t"][l].reshape(-1, a["h_t"].shape[-1]).T
+                 @ a["d_gates_t"][l].reshape(-1, a["d_gates_t"].shape[-1]))
     return out
 
   def run(steps: int) -> float:

@@ -13,7 +13,12 @@ For speed a cell is used in two halves:
 * ``step(carry, px)`` takes that projection for one step and does only the
   recurrent product ``W h_{t-1}`` and the nonlinearities, inside the loop.
 
-``__call__(carry, x)`` is ``step(carry, project_inputs(x))``.
+``__call__(carry, x)`` is ``step(carry, project_inputs(x))``. Cells whose step
+has one recurrent product (``single_recurrent_product``: Elman, LSTM, GRU with
+``reset_after``) split ``step`` once more, into the product of
+``recurrent_input(carry)`` with W and ``step_from_product(carry, px, rec)``,
+so that ``recurrent.Recurrent`` can compute W's gradient as one product after
+the backward loop instead of one small product per step.
 
 Parameter trees are the same shape for every cell (G gates, H = hidden_size):
 
@@ -50,6 +55,12 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 # Matrix products in the compute dtype (e.g. bfloat16) with float32 results:
 # rounding the product itself to bfloat16 would throw away the accumulation.
 float32_dot = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+
+def recurrent_product(h: Array, kernel: Array, dtype: Any = None) -> Array:
+  """h @ kernel in ``dtype`` (None = float32) with a float32 result."""
+  dtype = dtype or jnp.float32
+  return jnp.dot(h.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
 
 
 def uniform_init(scale: float) -> Initializer:
@@ -121,14 +132,27 @@ class _FusedCell(nn.RNNCellBase):
 
   def recurrent(self, h: Array, kernel: Array) -> Array:
     """h @ kernel in ``dtype`` with a float32 result."""
-    dtype = self.dtype or jnp.float32
-    return jnp.dot(h.astype(dtype), kernel.astype(dtype),
-                   preferred_element_type=jnp.float32)
+    return recurrent_product(h, kernel, self.dtype)
 
   def __call__(self, carry, x):
     return self.step(carry, self.project_inputs(x))
 
   def step(self, carry, px):
+    """One time step: ``px`` is this step's ``project_inputs``, (B, G*H)."""
+    rec = self.recurrent(self.recurrent_input(carry), self.recurrent_kernel)
+    return self.step_from_product(carry, px, rec)
+
+  @property
+  def single_recurrent_product(self) -> bool:
+    """Whether ``step`` is ``step_from_product`` after one product with W."""
+    return True
+
+  def recurrent_input(self, carry) -> Array:
+    """The part of the carry that multiplies W: h_{t-1}, (B, H)."""
+    return carry
+
+  def step_from_product(self, carry, px, rec):
+    """The step given ``rec = recurrent_input(carry) @ W``, (B, G*H) float32."""
     raise NotImplementedError
 
   @nn.nowrap
@@ -170,8 +194,8 @@ class ElmanCell(_FusedCell):
 
   num_gates = 1
 
-  def step(self, carry, px):
-    h = ACTIVATIONS[self.activation](px + self.recurrent(carry, self.recurrent_kernel))
+  def step_from_product(self, carry, px, rec):
+    h = ACTIVATIONS[self.activation](px + rec)
     return h, h
 
 
@@ -213,9 +237,12 @@ class LSTMCell(_FusedCell):
 
     return init
 
-  def step(self, carry, px):
-    c, h = carry
-    gates = px + self.recurrent(h, self.recurrent_kernel)  # (B, 4H)
+  def recurrent_input(self, carry) -> Array:
+    return carry[1]
+
+  def step_from_product(self, carry, px, rec):
+    c, _ = carry
+    gates = px + rec  # (B, 4H)
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -257,22 +284,37 @@ class GRUCell(_FusedCell):
       self.recurrent_bias = self.param(
           "recurrent_bias", self.bias_init, (self.hidden_size,), self.param_dtype)
 
+  @property
+  def single_recurrent_product(self) -> bool:
+    # reset-before multiplies W_h by r * h, known only after the first product
+    return self.reset_after
+
   def step(self, carry, px):
+    if self.reset_after:  # (B, 3H): one product for all gates
+      return super().step(carry, px)
     h = carry
     hs = self.hidden_size
     x_r, x_u, x_h = jnp.split(px, 3, axis=-1)
     w = self.recurrent_kernel
-    if self.reset_after:
-      rec = self.recurrent(h, w)  # (B, 3H): one product for all gates
-      h_r, h_u, h_h = jnp.split(rec, 3, axis=-1)
-      r = jax.nn.sigmoid(x_r + h_r)
-      u = jax.nn.sigmoid(x_u + h_u)
-      candidate = jnp.tanh(x_h + r * (h_h + self.recurrent_bias))
-    else:
-      h_r, h_u = jnp.split(self.recurrent(h, w[:, :2 * hs]), 2, axis=-1)
-      r = jax.nn.sigmoid(x_r + h_r)
-      u = jax.nn.sigmoid(x_u + h_u)
-      candidate = jnp.tanh(x_h + self.recurrent(r * h, w[:, 2 * hs:]))
+    h_r, h_u = jnp.split(self.recurrent(h, w[:, :2 * hs]), 2, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    u = jax.nn.sigmoid(x_u + h_u)
+    candidate = jnp.tanh(x_h + self.recurrent(r * h, w[:, 2 * hs:]))
+    return self._update(h, u, candidate)
+
+  def step_from_product(self, carry, px, rec):
+    if not self.reset_after:
+      raise ValueError("a reset-before GRU step has two recurrent products")
+    h = carry
+    x_r, x_u, x_h = jnp.split(px, 3, axis=-1)
+    h_r, h_u, h_h = jnp.split(rec, 3, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    u = jax.nn.sigmoid(x_u + h_u)
+    candidate = jnp.tanh(x_h + r * (h_h + self.recurrent_bias))
+    return self._update(h, u, candidate)
+
+  @staticmethod
+  def _update(h, u, candidate):
     h = (1.0 - u) * h + u * candidate
     return h, h
 

@@ -5,18 +5,27 @@ sequence once (``cell.project_inputs``: one (B*T, D) x (D, G*H) product) and
 then runs ``cell.step`` under ``nn.scan``, so only ``W h_{t-1}`` and the gate
 nonlinearities sit inside the sequential loop.
 
+Differentiated, a scan over ``h_{t-1} W`` would also compute W's gradient one
+(H, B) x (B, G*H) product per step, and read and write the whole (H, G*H)
+accumulator at each. For cells with one recurrent product the layer instead
+gives the loop W as a constant and a zero offset ``z_t`` added to the product,
+whose gradient is the product's; W's gradient is then ``sum_t h_{t-1}^T dz_t``,
+one (H, T*B) x (T*B, G*H) product after the backward loop (as cuDNN does).
+
 All layers are batch-major, (B, T, F), and return ``(outputs, carry)``, like
 PyTorch's ``(output, h_n)``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from rnn_research import cells as cells_lib
 from rnn_research.cells import _FusedCell
 
 Array = jax.Array
@@ -59,6 +68,48 @@ def _scan_body(cell: _FusedCell, carry, xs):
   return new_carry, y
 
 
+def _scan_hoisting_weight_grad(step, kernel, others, px, carry0, unroll, dtype):
+  """``lax.scan`` of ``step`` over time, with the kernel's gradient after the loop.
+
+  ``step(kernel, others, carry, px_t, z_t) -> (carry, y, h)`` computes
+  ``rec = h @ kernel (+ z_t)`` and the rest of the cell from it, and returns
+  the h it multiplied; ``z_t`` is None when nothing is differentiated.
+  px: (T, B, G*H), time-major. Returns (final carry, outputs (T, B, H)).
+  """
+
+  def inner(kernel, others, px, carry0, z):
+    def body(carry, xs):
+      carry, y, h = step(kernel, others, carry, *xs)
+      return carry, (y, h)
+    carry, (ys, hs) = jax.lax.scan(body, carry0, (px, z), unroll=unroll)
+    return (carry, ys), hs
+
+  @jax.custom_vjp
+  def run(kernel, others, px, carry0):
+    def body(carry, px_t):
+      carry, y, _ = step(kernel, others, carry, px_t, None)
+      return carry, y
+    return jax.lax.scan(body, carry0, px, unroll=unroll)
+
+  def fwd(kernel, others, px, carry0):
+    # The loop is differentiated with respect to everything but the kernel.
+    out, inner_vjp, hs = jax.vjp(functools.partial(inner, kernel), others, px, carry0,
+                                 jnp.zeros_like(px), has_aux=True)
+    return out, (kernel, hs, inner_vjp)
+
+  def bwd(residuals, cotangents):
+    kernel, hs, inner_vjp = residuals
+    d_others, d_px, d_carry0, d_z = inner_vjp(cotangents)
+    flat = lambda a: a.reshape(-1, a.shape[-1])  # (T*B, F)
+    _, kernel_vjp = jax.vjp(lambda k: cells_lib.recurrent_product(flat(hs), k, dtype),
+                            kernel)
+    (d_kernel,) = kernel_vjp(flat(d_z))
+    return d_kernel, d_others, d_px, d_carry0
+
+  run.defvjp(fwd, bwd)
+  return run(kernel, others, px, carry0)
+
+
 class Recurrent(nn.Module):
   """One recurrent layer over a (B, T, D) sequence.
 
@@ -67,6 +118,10 @@ class Recurrent(nn.Module):
     reverse: run from the end of each sequence to its start (within
       ``lengths``); outputs are returned in the original order.
     unroll: time steps per loop iteration of the compiled scan.
+    hoist_weight_grad: differentiate W once after the loop (module
+      docstring), for cells with ``single_recurrent_product`` and calls
+      without ``lengths`` or ``carry_perturbation``; the gradient is the same
+      up to float rounding. False always uses the per-step form.
 
   Call arguments:
     inputs: (B, T, D).
@@ -86,6 +141,7 @@ class Recurrent(nn.Module):
   cell: _FusedCell
   reverse: bool = False
   unroll: int = 1
+  hoist_weight_grad: bool = True
 
   @nn.compact
   def __call__(self, inputs: Array, initial_carry=None, lengths: Array | None = None,
@@ -99,6 +155,13 @@ class Recurrent(nn.Module):
       initial_carry = self.cell.initialize_carry(
           jax.random.key(0), inputs[:, 0].shape)
     px = self.cell.project_inputs(inputs)  # (B, T, G*H): one product for all steps
+    if (self.hoist_weight_grad and self.cell.single_recurrent_product
+        and lengths is None and carry_perturbation is None
+        and not self.is_initializing()):
+      carry, outputs = self._hoisted(px, initial_carry)
+      if self.reverse:
+        outputs = reverse_within_lengths(outputs, lengths)
+      return outputs, carry
     mask = None
     if lengths is not None:
       mask = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]  # (B, T)
@@ -114,6 +177,29 @@ class Recurrent(nn.Module):
     if self.reverse:
       outputs = reverse_within_lengths(outputs, lengths)
     return outputs, carry
+
+
+  def _hoisted(self, px, initial_carry):
+    """The scan with W's gradient as one product after it; (B, T, ...) in and out."""
+    params = dict(self.cell.variables["params"])
+    params.pop("input")  # used by project_inputs, outside the loop
+    kernel = params.pop("recurrent_kernel")
+    cell = self.cell.clone(parent=None)
+
+    def step(kernel, others, carry, px_t, z_t):
+      def apply(m):
+        h = m.recurrent_input(carry)
+        rec = m.recurrent(h, m.recurrent_kernel)
+        if z_t is not None:
+          rec = rec + z_t
+        carry_, y = m.step_from_product(carry, px_t, rec)
+        return carry_, y, h
+      return cell.apply({"params": {**others, "recurrent_kernel": kernel}}, method=apply)
+
+    carry, outputs = _scan_hoisting_weight_grad(
+        step, kernel, params, jnp.swapaxes(px, 0, 1), initial_carry, self.unroll,
+        self.cell.dtype)
+    return carry, jnp.swapaxes(outputs, 0, 1)
 
 
 class Bidirectional(nn.Module):
