@@ -144,8 +144,15 @@ class _FusedCell(nn.RNNCellBase):
 
   @property
   def single_recurrent_product(self) -> bool:
-    """Whether ``step`` is ``step_from_product`` after one product with W."""
-    return True
+    """Whether ``step`` is ``step_from_product`` after one product with W.
+
+    True for a cell that implements ``step_from_product`` and keeps this
+    class's ``step``; a cell that writes its own ``step`` is always run
+    through it.
+    """
+    cls = type(self)
+    return (cls.step is _FusedCell.step
+            and cls.step_from_product is not _FusedCell.step_from_product)
 
   def recurrent_input(self, carry) -> Array:
     """The part of the carry that multiplies W: h_{t-1}, (B, H)."""
@@ -287,7 +294,7 @@ class GRUCell(_FusedCell):
   @property
   def single_recurrent_product(self) -> bool:
     # reset-before multiplies W_h by r * h, known only after the first product
-    return self.reset_after
+    return self.reset_after and type(self).step is GRUCell.step
 
   def step(self, carry, px):
     if self.reset_after:  # (B, 3H): one product for all gates
@@ -326,7 +333,9 @@ CELLS: dict[str, type[_FusedCell]] = {
     "lstm": LSTMCell,
     "gru": GRUCell,
 }
-"""Cells by name. Add a cell by writing one class and one entry here."""
+"""Cells by name. Add a cell by writing one class and one entry here: a
+``_FusedCell`` with ``num_gates`` and either ``step_from_product`` (and
+``recurrent_input`` if the carry is not h), or its own ``step``."""
 
 
 def get_cell(name: str, **kwargs) -> _FusedCell:

@@ -211,3 +211,17 @@ def test_bfloat16_dtype_stays_close_to_float32_with_float32_carry(name):
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves((carry16, y16)))
   assert np.max(np.abs(np.asarray(y16) - np.asarray(y32))) < 5e-2
   assert not np.array_equal(y16, y32)  # the products did run in bfloat16
+
+
+def test_a_cell_with_its_own_step_is_never_run_without_it():
+  """Recurrent's fast path calls step_from_product; a custom step must win."""
+
+  class Peephole(cells.LSTMCell):  # a subclass that rewrites step
+
+    def step(self, carry, px):
+      return super().step(carry, px)
+
+  assert cells.LSTMCell(4).single_recurrent_product
+  assert not Peephole(4).single_recurrent_product
+  assert cells.GRUCell(4, reset_after=True).single_recurrent_product
+  assert not cells.GRUCell(4).single_recurrent_product
