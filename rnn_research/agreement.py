@@ -18,11 +18,18 @@ Everything is summarised by :func:`error_by_group`: for each number of
 attractors, the error rate and the item count. :func:`train_and_evaluate`
 writes ``results.json``, ``results.md`` (the paper's layout: rows by number of
 attractors, a column per cell) and ``error_by_attractors.png``.
+
+Each cell's figures are written to ``cells/<cell>.json`` as soon as it is
+tested. Rerunning the same command with the same workdir reuses every cell
+finished there and trains the others from scratch (a stopped cell's metrics
+are dropped; with the same seed it ends with the same figures); a workdir
+that holds another run's config is refused.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import pathlib
 import time
@@ -668,6 +675,12 @@ def run_number_prediction(config: ml_collections.ConfigDict, workdir: pathlib.Pa
                len(vocab), 100 * enc["test"].num_oov / max(test_tokens, 1))
   by_cell = {}
   for cell in cells:
+    record = _cell_record_path(workdir, cell)
+    if record.exists():
+      by_cell[cell] = _read_cell_record(record)
+      logging.info("%s: finished by an earlier run in this workdir (%s); its "
+                   "results are reused", cell, record)
+      continue
     prefix = "" if len(cells) == 1 else f"{cell}/"
     model, params, summary = train_classifier(
         config, cell, len(vocab), enc["train"], enc["valid"], writer, prefix)
@@ -694,6 +707,10 @@ def run_number_prediction(config: ml_collections.ConfigDict, workdir: pathlib.Pa
           "cell": cell, "vocab_size": len(vocab),
           "valid_error": summary["valid_error"]})
       ckpt.wait()
+    # Last: a run stopped before this line trains the cell again from scratch
+    # (the same seed gives the same figures); after it, reruns reuse them.
+    metrics_lib.write_json(record, by_cell[cell])
+    by_cell[cell] = _read_cell_record(record)  # the same types as a reused one
   head = by_cell[cells[0]]
   results = {
       "task": "number_prediction", "source": config.data.source,
@@ -720,6 +737,52 @@ def run_number_prediction(config: ml_collections.ConfigDict, workdir: pathlib.Pa
   plot_error_by_attractors(by_cell, workdir / "error_by_attractors.png",
                            "Number prediction")
   return results, md
+
+
+def _cell_record_path(workdir: pathlib.Path, cell: str) -> pathlib.Path:
+  return workdir / "cells" / f"{cell}.json"
+
+
+def _read_cell_record(path: pathlib.Path) -> dict:
+  """A finished cell's figures, with the group keys and non-finite numbers
+  that JSON turned into strings made numbers again."""
+  try:
+    record = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise ValueError(f"unreadable {path}: {e}; delete it to train that cell "
+                     "again") from None
+
+  def number(v):
+    return float(v) if v in ("nan", "inf", "-inf") else v
+
+  def restore(d):
+    return {k: ({int(g): {kk: number(vv) for kk, vv in by.items()}
+                 for g, by in v.items()} if k.startswith("error_by_") else
+                restore(v) if isinstance(v, dict) else number(v))
+            for k, v in d.items()}
+
+  return restore(record)
+
+
+# Config fields that change how a run is shown, not what it computes: a rerun
+# may change them and still resume. ``cells`` may change too: each finished
+# cell is reused, new ones are trained.
+_NOT_IDENTITY_FIELDS = ("cells", "log_every_steps", "eval_batch_size", "save_checkpoints")
+
+
+def _fingerprint(config) -> dict:
+  return {k: v for k, v in config.to_dict().items() if k not in _NOT_IDENTITY_FIELDS}
+
+
+def _drop_metrics_of_unfinished_cells(workdir: pathlib.Path) -> None:
+  """Metrics of a cell whose training a stop cut short: it is trained again."""
+  path = workdir / "metrics.jsonl"
+  if not path.exists():
+    return
+  rows = metrics_lib.read_metrics(workdir)
+  keep = [r for r in rows if "cell" not in r or _cell_record_path(workdir, r["cell"]).exists()]
+  if len(keep) < len(rows):
+    metrics_lib.atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def run_lm(config: ml_collections.ConfigDict, workdir: pathlib.Path,
@@ -815,7 +878,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"unknown config.task {config.task!r}; valid: "
                      f"{', '.join(TASKS)}")
   workdir = pathlib.Path(workdir)
+  train.check_workdir(workdir, config, _fingerprint)
   workdir.mkdir(parents=True, exist_ok=True)
+  _drop_metrics_of_unfinished_cells(workdir)
   metrics_lib.write_config(workdir, config)
   writer = metrics_lib.MetricWriter(workdir)
   try:

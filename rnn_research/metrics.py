@@ -20,11 +20,12 @@ import numpy as np
 from absl import logging
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+  """``value`` with string keys, Python scalars, and NaN/inf as strings."""
   if isinstance(value, dict):
-    return {str(k): _jsonable(v) for k, v in value.items()}
+    return {str(k): jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
+    return [jsonable(v) for v in value]
   if hasattr(value, "item") and np.ndim(value) == 0:  # numpy / jax scalars
     value = value.item()
   if isinstance(value, float) and not math.isfinite(value):
@@ -42,7 +43,7 @@ def atomic_write(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-  atomic_write(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+  atomic_write(path, json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
 def write_config(workdir: str | os.PathLike, config) -> None:
@@ -87,7 +88,7 @@ class MetricWriter:
   def write(self, step: int, split: str, **metrics) -> None:
     if not self.enabled:
       return
-    record = {"step": int(step), "split": split, **_jsonable(metrics)}
+    record = {"step": int(step), "split": split, **jsonable(metrics)}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     if self._tensorboard:

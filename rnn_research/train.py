@@ -186,8 +186,13 @@ def _fingerprint(config: ml_collections.ConfigDict) -> dict:
   return fp
 
 
-def _check_workdir(workdir: pathlib.Path, config) -> None:
-  """Refuses a workdir that holds a different run's config and checkpoints."""
+def check_workdir(workdir: pathlib.Path, config, fingerprint=None) -> None:
+  """Refuses a workdir whose config.json is another run's.
+
+  Two configs are the same run when ``fingerprint`` (by default the fields
+  that shape a language-model run) gives equal dicts.
+  """
+  fingerprint = fingerprint or _fingerprint
   path = workdir / "config.json"
   if not path.exists():
     return
@@ -195,7 +200,9 @@ def _check_workdir(workdir: pathlib.Path, config) -> None:
     stored = ml_collections.ConfigDict(json.loads(path.read_text()))
   except Exception as e:
     raise ckpt_lib.CheckpointError(f"unreadable {path}: {e}") from None
-  old, new = _fingerprint(stored), _fingerprint(config)
+  # Through JSON both, so that a tuple and the list it was stored as agree.
+  normal = lambda c: json.loads(json.dumps(metrics_lib.jsonable(fingerprint(c))))
+  old, new = normal(stored), normal(config)
   if old != new:
     flat = lambda d, p="": ({f"{p}{k}": v for kk, vv in d.items() for k, v in
                              flat(vv, f"{kk}.").items()} if isinstance(d, dict) else {p[:-1]: d})
@@ -255,7 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.nonfinite not in NONFINITE_MODES:
     raise ValueError(f"unknown nonfinite {config.nonfinite!r}; valid: "
                      f"{', '.join(NONFINITE_MODES)}")
-  _check_workdir(workdir, config)
+  check_workdir(workdir, config)
   corpus = _load_vocab_and_corpus(config, workdir)
   model = build_model(config, len(corpus.vocab))
   d = config.data

@@ -131,3 +131,58 @@ def test_lm_task_rejects_a_malformed_gold_line_before_loading_the_model(tmp_path
                      gold=str(tmp_path / "s.gold"))
   with pytest.raises(DataError, match=r"s\.gold:2:"):
     agreement.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def _figures(workdir):
+  results = json.loads((workdir / "results.json").read_text())
+  for cell in results["cells"].values():
+    del cell["train_seconds"]  # wall-clock time: the only field allowed to differ
+  return results
+
+
+def _metric_rows(workdir):
+  return sorted((r["cell"], r["split"], r["step"]) for r in map(
+      json.loads, (workdir / "metrics.jsonl").read_text().splitlines()))
+
+
+def test_a_stopped_study_resumes_with_its_finished_cells_and_ends_the_same(
+    tmp_path, monkeypatch):
+  monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+  config = agreement_config.get_config("test")
+  config.cells = "lstm,elman"
+  agreement.train_and_evaluate(config, str(tmp_path / "whole"))
+
+  real = agreement.train_classifier
+  trained = []
+
+  class Stop(Exception):
+    pass
+
+  def stopped_after_training(config, cell, *args, **kwargs):
+    trained.append(cell)
+    out = real(config, cell, *args, **kwargs)
+    if cell == "elman":  # stopped after training, before its figures were saved
+      raise Stop
+    return out
+
+  monkeypatch.setattr(agreement, "train_classifier", stopped_after_training)
+  workdir = tmp_path / "stopped"
+  with pytest.raises(Stop):
+    agreement.train_and_evaluate(config, str(workdir))
+  assert (workdir / "cells" / "lstm.json").exists()
+  assert not (workdir / "cells" / "elman.json").exists()
+  assert any(r[0] == "elman" for r in _metric_rows(workdir))
+
+  trained.clear()
+  monkeypatch.setattr(agreement, "train_classifier",
+                      lambda config, cell, *a, **k: trained.append(cell) or real(config, cell, *a, **k))
+  agreement.train_and_evaluate(config, str(workdir))
+  assert trained == ["elman"]  # lstm's figures were reused
+  assert _figures(workdir) == _figures(tmp_path / "whole")
+  assert _metric_rows(workdir) == _metric_rows(tmp_path / "whole")  # no duplicates
+
+  config.seed = 1  # another run: refused, nothing touched
+  before = (workdir / "results.json").read_text()
+  with pytest.raises(ValueError, match="holds another run"):
+    agreement.train_and_evaluate(config, str(workdir))
+  assert (workdir / "results.json").read_text() == before
