@@ -56,6 +56,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if runner is None:
     raise ValueError(f"unknown variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
   workdir = pathlib.Path(workdir)
+  # A rerun recomputes the measurements and resumes the trained models; a
+  # workdir of another configuration is refused before anything is written.
+  train.check_workdir(workdir, config, lambda c: c.to_dict())
   workdir.mkdir(parents=True, exist_ok=True)
   metrics_lib.write_config(workdir, config)
   start = time.perf_counter()

@@ -153,3 +153,13 @@ def test_main_refuses_an_unknown_variant_in_one_line(tmp_path):
   assert proc.returncode != 0
   assert "unknown gradients variant 'nope'" in proc.stderr
   assert not (tmp_path / "results.json").exists()
+
+
+def test_a_workdir_of_another_study_is_refused_and_left_alone(runs):
+  workdir, _ = runs("spectral")
+  before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+  config = gradients_config.get_config("test")
+  config.variant = "clipping"
+  with pytest.raises(ValueError, match="holds another run"):
+    gradient_studies.run(config, str(workdir))
+  assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
