@@ -178,7 +178,6 @@ class Recurrent(nn.Module):
       outputs = reverse_within_lengths(outputs, lengths)
     return outputs, carry
 
-
   def _hoisted(self, px, initial_carry):
     """The scan with W's gradient as one product after it; (B, T, ...) in and out."""
     params = dict(self.cell.variables["params"])
