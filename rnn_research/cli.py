@@ -56,8 +56,9 @@ def retain_freed_memory() -> bool:
   XLA:CPU allocates a step's temporaries as one buffer (60 MB for Zaremba
   small), above glibc's largest mmap threshold (32 MB), so by default every
   step maps fresh pages and faults all of them in (about 15,000 page faults a
-  step). The same as starting the process with MALLOC_ARENA_MAX=1
-  MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967295. Call it before JAX
+  step). Much as starting the process with MALLOC_ARENA_MAX=1
+  MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967295 (mallopt takes at most
+  2**31 - 1 for the trim threshold). Call it before JAX
   starts its backend (the first ``jax.devices()`` or computation): settings
   made later only partly take. Returns False where libc is not glibc.
   """
