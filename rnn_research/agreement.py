@@ -774,17 +774,6 @@ def _fingerprint(config) -> dict:
   return {k: v for k, v in config.to_dict().items() if k not in _NOT_IDENTITY_FIELDS}
 
 
-def _drop_metrics_of_unfinished_cells(workdir: pathlib.Path) -> None:
-  """Metrics of a cell whose training a stop cut short: it is trained again."""
-  path = workdir / "metrics.jsonl"
-  if not path.exists():
-    return
-  rows = metrics_lib.read_metrics(workdir)
-  keep = [r for r in rows if "cell" not in r or _cell_record_path(workdir, r["cell"]).exists()]
-  if len(keep) < len(rows):
-    metrics_lib.atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
-
-
 def run_lm(config: ml_collections.ConfigDict, workdir: pathlib.Path,
            writer: metrics_lib.MetricWriter) -> tuple[dict, str]:
   data = config.data
@@ -880,7 +869,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   workdir = pathlib.Path(workdir)
   train.check_workdir(workdir, config, _fingerprint)
   workdir.mkdir(parents=True, exist_ok=True)
-  _drop_metrics_of_unfinished_cells(workdir)
+  # A cell a stop cut short is trained again: its metrics will be logged again.
+  metrics_lib.keep_metrics(workdir, lambda r: "cell" not in r or
+                           _cell_record_path(workdir, r["cell"]).exists())
   metrics_lib.write_config(workdir, config)
   writer = metrics_lib.MetricWriter(workdir)
   try:

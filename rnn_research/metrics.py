@@ -116,6 +116,17 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict]:
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def keep_metrics(workdir: str | os.PathLike, keep) -> None:
+  """Rewrites metrics.jsonl with only the records ``keep(record)`` accepts:
+  what a resumed run will log again is dropped first. Call it before a
+  ``MetricWriter`` opens the file."""
+  rows = read_metrics(workdir)
+  kept = [r for r in rows if keep(r)]
+  if len(kept) < len(rows):
+    atomic_write(pathlib.Path(workdir) / "metrics.jsonl",
+                 "".join(json.dumps(r) + "\n" for r in kept))
+
+
 class Progress:
   """Progress lines with throughput and ETA, at most every ``every_s`` seconds."""
 

@@ -298,7 +298,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     history, best = meta["history"], meta["best"]
     logging.info("resumed from %s at step %d", latest.directory, step)
     if primary:
-      _truncate_metrics(workdir, step)
+      # Metrics logged after that checkpoint will be logged again.
+      metrics_lib.keep_metrics(workdir, lambda r: r["step"] <= step)
   # Only now, with the checkpoint known to fit, does the run describe itself.
   if primary:  # with several hosts, one writes the run's files (orbax coordinates its own)
     metrics_lib.write_config(workdir, config)
@@ -424,14 +425,6 @@ def _check_finite(state: TrainState, config, latest: ckpt_lib.Checkpointer) -> N
     where = (f"last good checkpoint: step {good} in {latest.directory}" if good is not None
              else "no checkpoint was saved")
     raise NonFiniteError(f"non-finite loss or gradient at step {first + 1}; {where}")
-
-
-def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
-  """Drops metrics logged after the checkpoint we resume from (they will be redone)."""
-  path = workdir / "metrics.jsonl"
-  if path.exists():
-    keep = [r for r in metrics_lib.read_metrics(workdir) if r["step"] <= step]
-    metrics_lib.atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def results_markdown(config, results: dict) -> str:
