@@ -1,0 +1,97 @@
+r"""A/B of our training step against a variant of it, alternating in one process.
+
+Both sides are ``lm_throughput.Ours`` (the real jitted step) at the same
+config; the variant is built with one thing changed:
+
+* ``per_step_weight_grad``: ``Recurrent(hoist_weight_grad=False)``, W's
+  gradient summed one step at a time inside the backward loop (BENCHMARKS.md,
+  A8). The result is the speed-up of the default over it.
+* ``no_cross_entropy``: the loss is a mean of the logits instead of the
+  cross-entropy. Not a valid step: it measures what the cross-entropy costs
+  (A11).
+
+    python benchmarks/ab_step.py --config=zaremba_medium --variant=per_step_weight_grad --steps=2 --repeats=8
+
+prints the median time per step of each and the median of the paired ratios
+(variant time / default time: above 1, the default is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import lm_throughput as lt
+
+import jax.numpy as jnp  # noqa: E402  (lm_throughput set up the environment first)
+
+from rnn_research import recurrent  # noqa: E402
+from rnn_research import train  # noqa: E402
+
+
+class _PerStep(recurrent.Recurrent):
+  hoist_weight_grad: bool = False
+
+
+def _build(config, vocab, batches, variant):
+  """``Ours`` with ``variant`` patched in while its step is traced."""
+  patches = {
+      "per_step_weight_grad": (recurrent, "Recurrent", _PerStep),
+      "no_cross_entropy": (train, "token_losses",
+                           lambda logits, targets: jnp.mean(logits, axis=-1) * 1e-3),
+  }
+  module, name, value = patches[variant]
+  original = getattr(module, name)
+  setattr(module, name, value)
+  try:
+    side = lt.Ours(config, vocab, batches)
+    t0 = time.perf_counter()
+    side.run(1)  # traces and compiles with the patch in place
+    return side, time.perf_counter() - t0
+  finally:
+    setattr(module, name, original)
+
+
+def main(argv=None) -> dict:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--config", default="zaremba_small", choices=tuple(lt.CONFIGS))
+  p.add_argument("--cell", default="lstm", choices=tuple(lt.CELLS))
+  p.add_argument("--variant", required=True,
+                 choices=("per_step_weight_grad", "no_cross_entropy"))
+  p.add_argument("--steps", type=int, default=10, help="steps per timed block")
+  p.add_argument("--repeats", type=int, default=12, help="timed blocks per side")
+  args = p.parse_args(argv)
+  lt.cli.retain_freed_memory()  # as the benchmark and the experiment scripts
+  config = lt.make_config(lt.parse_args([f"--config={args.config}", f"--cell={args.cell}"]))
+  vocab = lt.CONFIGS[args.config][4]
+  batches = lt.random_batches(config, vocab)
+  default = lt.Ours(config, vocab, batches)
+  t0 = time.perf_counter()
+  default.run(1)
+  default_first = time.perf_counter() - t0
+  variant, variant_first = _build(config, vocab, batches, args.variant)
+  default.run(2)
+  variant.run(2)
+  ratios, d_ms, v_ms = [], [], []
+  for r in range(args.repeats):  # who goes first alternates
+    order = [(default, d_ms), (variant, v_ms)][::1 if r % 2 else -1]
+    for side, times in order:
+      times.append(side.run(args.steps) / args.steps * 1e3)
+    ratios.append(v_ms[-1] / d_ms[-1])
+  record = {"config": args.config, "cell": args.cell, "variant": args.variant,
+            "default_ms": statistics.median(d_ms), "variant_ms": statistics.median(v_ms),
+            "ratio": statistics.median(ratios), "default_first_step_s": default_first,
+            "variant_first_step_s": variant_first,
+            "default_loss": default.loss(), "variant_loss": variant.loss()}
+  print(f"{args.config} {args.cell}: default {record['default_ms']:.1f} ms/step, "
+        f"{args.variant} {record['variant_ms']:.1f} ms/step, paired median "
+        f"{args.variant} / default {record['ratio']:.3f}; first step "
+        f"{default_first:.1f} / {variant_first:.1f} s")
+  print(json.dumps(record))
+  return record
+
+
+if __name__ == "__main__":
+  main()
