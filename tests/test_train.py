@@ -349,7 +349,9 @@ def test_recorded_step_gradients_leave_training_unchanged(reference_run, tmp_pat
   ref_dir, ref_results = reference_run
   c = tiny_config(record_step_gradients=True)
   results = train.train_and_evaluate(c, str(tmp_path))
-  assert results["test_ppl"] == ref_results["test_ppl"]  # zero perturbations change nothing
+  # Zero perturbations change nothing but the order of float sums: with them the
+  # layers keep W's gradient per step (A8 in BENCHMARKS.md), so equal to rounding.
+  np.testing.assert_allclose(results["test_ppl"], ref_results["test_ppl"], rtol=1e-6)
   records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   norms = np.array(next(r for r in records if r["split"] == "train")["step_grad_norms"])
   assert norms.shape == (c.model.num_layers, c.data.bptt)
