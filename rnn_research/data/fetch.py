@@ -347,7 +347,7 @@ def check_wikitext2(files: Files) -> list[str]:
 
 
 # Universal Dependencies.
-UD_CONLLU = re.compile(r"[a-z_]+-ud-(train|dev|test)(?:-[\w]+)?\.conllu")
+UD_CONLLU = re.compile(r"[a-z0-9_]+-ud-(train|dev|test)(?:-[\w]+)?\.conllu")
 UD_EXTRAS = ("LICENSE.txt", "README.md", "stats.xml")
 # UD_English-EWT r2.16: sentences and syntactic words per split (its stats.xml).
 EWT_PUBLISHED = {"train": (12_544, 204_577), "dev": (2_001, 25_147),
