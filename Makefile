@@ -1,5 +1,6 @@
 # `make run`: the default experiment on the embedded synthetic grammar (CPU, offline).
 # `make test`: the full test suite. Both create .venv and install on first use.
+# `make data NAME=ptb`: fetch a corpus into data/NAME (docs/data.md).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean
+.PHONY: run test install clean data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	MPLCONFIGDIR=$${MPLCONFIGDIR:-$$(mktemp -d)} $(PY) -m pytest -q --durations=15
+
+data: $(if $(NAME),$(STAMP))
+	@test -n "$(NAME)" || { echo "usage: make data NAME=<ptb|wikitext2|ud_en_ewt|sst|tinyshakespeare|linzen2016|ud:UD_Lang-Treebank>"; exit 2; }
+	$(PY) -m experiments.get_data '$(NAME)' $(if $(DIR),--dir='$(DIR)') $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) runs

@@ -17,6 +17,7 @@ Variants (``--config=configs/agreement.py:VARIANT``):
   on ``numpred.val`` alone (15,772 dependencies, 10% held out as dev), tested
   on ``numpred.test.1..5``, LSTM, GRU and Elman side by side::
 
+    python -m experiments.get_data linzen2016   # once: data/linzen2016/rnn_agr_simple
     python -m experiments.agreement --config=configs/agreement.py:linzen \\
         --workdir=runs/agreement_linzen
 
@@ -92,8 +93,9 @@ def get_config(arg: str = "synthetic") -> ml_collections.ConfigDict:
   # Number prediction: 'synthetic', 'linzen_simple' or 'linzen_tsv'. Task
   # 'lm' scores the files given below, or the grammar's sets if none is given.
   config.data.source = "synthetic"
-  # Directory of the simplified release (relative file names resolve here).
-  config.data.dir = "../shared/data/linzen2016/rnn_agr_simple"
+  # Directory of the simplified release (relative file names resolve here);
+  # `python -m experiments.get_data linzen2016` fills it (docs/data.md).
+  config.data.dir = "data/linzen2016/rnn_agr_simple"
   # Training file of the simplified release.
   config.data.train = "numpred.train"
   # Dev file; '' = hold out valid_fraction of the training file.

@@ -63,8 +63,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   # local (files in data.dir), hf (Hugging Face hub), synthetic (embedded grammar).
   c.data.source = "local"
-  # Folder with ptb.{train,valid,test}.txt, wiki.*.tokens or {train,valid,test}.txt.
-  c.data.dir = "../shared/data/ptb"
+  # Folder with ptb.{train,valid,test}.txt, wiki.*.tokens or {train,valid,test}.txt;
+  # `python -m experiments.get_data ptb` fills data/ptb (docs/data.md).
+  c.data.dir = "data/ptb"
   # Hugging Face dataset and config name, for source=hf (e.g. ptb_text_only, wikitext).
   c.data.hf_name = "ptb_text_only"
   c.data.hf_config = ""

@@ -16,10 +16,10 @@ measured numbers):
   initialisation and after a short training run on the synthetic grammar:
   gradient norm against distance up to 127. Measured at distance 50: LSTM
   1.6e7x and GRU 835x Elman's at initialisation, 24x and 8x after 300 steps.
-  On PTB::
+  On PTB (after ``python -m experiments.get_data ptb``)::
 
     python -m experiments.vanishing_gradients --config=configs/gradients.py:cells \\
-        --config.lm.data.source=local --config.lm.data.dir=../shared/data/ptb \\
+        --config.lm.data.source=local \\
         --workdir=runs/gradients_cells_ptb
 
 * ``long_dependency``: recall the token k steps back, for k in {5, 10, 20,
@@ -36,7 +36,7 @@ measured numbers):
   gradient norm reaching the bottom layer, as one table. Measured: 8 plain
   layers 46.5 perplexity and 100x less gradient at the bottom than 1 layer;
   with residual connections 15.1 and no loss of gradient. On PTB add
-  ``--config.lm.data.source=local --config.lm.data.dir=../shared/data/ptb``
+  ``--config.lm.data.source=local``
   (10,000-word softmax: several times slower on a CPU).
 * ``test``: every variant tiny, seconds on a CPU, for tests; choose the
   variant with ``--config.variant=NAME``.

@@ -5,8 +5,9 @@ LSTM layers, batch 20, plain SGD at learning rate 1 on the loss summed over the
 BPTT window, global-norm clipping, uniform init, forget-gate bias 0, dropout on
 non-recurrent connections only, state carried across windows.
 
+    python -m experiments.get_data ptb    # once: data/ptb/ptb.{train,valid,test}.txt
     python -m experiments.lm_perplexity --config=configs/ptb.py:small \
-        --workdir=runs/ptb_small --config.data.dir=../shared/data/ptb
+        --workdir=runs/ptb_small
 
 Should reach (paper, valid / test): small 120.7 / 114.5, medium 86.2 / 82.7,
 large 82.2 / 78.4. A PTB epoch of `small` takes about 6 minutes on 2 CPU cores.
@@ -39,7 +40,7 @@ def get_config(arg: str | None = None):
   c.model.init_scale = init
   c.model.cell_options.forget_bias = 0.0
   c.data.source = "local"
-  c.data.dir = "../shared/data/ptb"
+  c.data.dir = "data/ptb"  # python -m experiments.get_data ptb
   c.data.batch_size = 20
   c.data.bptt = bptt
   c.optim.name = "sgd"

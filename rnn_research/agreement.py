@@ -47,6 +47,7 @@ from rnn_research import metrics as metrics_lib
 from rnn_research import optim as optim_lib
 from rnn_research import train
 from rnn_research.data import agreement as data_lib
+from rnn_research.data import fetch
 from rnn_research.data.corpus import DataError, Vocab
 from rnn_research.models import AgreementClassifier, LanguageModel
 
@@ -529,7 +530,8 @@ def load_number_prediction_data(config: ml_collections.ConfigDict
     if not directory.is_dir():
       raise DataError(
           f"config.data.dir {directory} does not exist; it should hold the "
-          "Linzen et al. simplified release (numpred.val, numpred.test.N)")
+          "Linzen et al. simplified release (numpred.val, numpred.test.N); "
+          f"{fetch.fetch_hint(directory)}")
     train = data_lib.read_simple(_data_path(data, data.train))
     if data.valid:
       valid = data_lib.read_simple(_data_path(data, data.valid))

@@ -34,6 +34,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from absl import logging
 import numpy as np
 
+from rnn_research.data import fetch
+
 EOS = "<eos>"
 UNK = "<unk>"
 SPLITS = ("train", "valid", "test")
@@ -107,7 +109,7 @@ def find_split_files(directory: str | pathlib.Path) -> dict[str, pathlib.Path]:
     what = "is not a directory" if directory.exists() else "does not exist"
     raise DataError(f"data directory {directory} {what}; expected a training "
                     f"file named one of {expected} (with valid and test beside "
-                    "it)")
+                    f"it); {fetch.fetch_hint(directory)}")
   for scheme in SPLIT_FILE_SCHEMES:
     files = {s: directory / scheme.format(split=s) for s in SPLITS}
     if not files["train"].is_file():
@@ -118,7 +120,8 @@ def find_split_files(directory: str | pathlib.Path) -> dict[str, pathlib.Path]:
                       f"but no {' or '.join(missing)}")
     return files
   raise DataError(f"no training file in data directory {directory}; expected "
-                  f"one of {expected} (with valid and test beside it)")
+                  f"one of {expected} (with valid and test beside it); "
+                  f"{fetch.fetch_hint(directory)}")
 
 
 # ---------------------------------------------------------------------------
