@@ -224,16 +224,22 @@ def check_ptb_inputs(args, config) -> None:
     if missing:
       raise OSError(f"no {missing[0]} in {data} (--ptb_dir; make gpu-bundle copies PTB "
                     "into data/ptb)")
-  workdir = _repo_path(args.keep_dir) / WORKDIR_NAME
   resume = pathlib.Path(args.resume_from).absolute() if args.resume_from else None
   if resume is not None and not resume.exists():
     raise OSError(f"--resume_from: no {resume}")
   if resume is not None and resume.is_file() and not tarfile.is_tarfile(resume):
     raise ValueError(f"--resume_from: {resume} is not a tar file")
-  in_place = resume is not None and resume.is_dir() and resume.resolve() == workdir.resolve()
-  if workdir.exists() and any(workdir.iterdir()) and not in_place:
+  workdir = ptb_workdir(args)
+  if workdir != resume and workdir.exists() and any(workdir.iterdir()):
     raise ValueError(f"{workdir} already holds a run: pass --resume_from={workdir} to "
                      "continue it, or another --keep_dir")
+
+
+def ptb_workdir(args) -> pathlib.Path:
+  """--resume_from when it is a workdir (continued in place), else KEEP_DIR/ptb_workdir."""
+  if args.resume_from and pathlib.Path(args.resume_from).is_dir():
+    return pathlib.Path(args.resume_from).absolute()
+  return _repo_path(args.keep_dir).absolute() / WORKDIR_NAME
 
 
 # --- 1. throughput ------------------------------------------------------------------
@@ -249,8 +255,8 @@ def run_rows(args, clock: Clock, env: dict, out: pathlib.Path, reserve_s: float)
       room = clock.left() - reserve_s
       estimate = max(measured) if measured else args.row_estimate_s
       if room < estimate:
-        row.update(status="skipped", reason=f"{room:.0f} s left for rows, a row takes "
-                   f"about {estimate:.0f} s")
+        row.update(status="skipped", reason=f"{max(room, 0):.0f} s left for rows, a row "
+                   f"takes about {estimate:.0f} s")
         rows.append(row)
         continue
       cmd = [sys.executable, "benchmarks/lm_throughput.py", f"--config={config}",
@@ -319,14 +325,13 @@ def ptb_command(args, workdir: pathlib.Path) -> list[str]:
 
 
 def run_ptb(args, clock: Clock, env: dict, out: pathlib.Path) -> dict:
-  keep = _repo_path(args.keep_dir)
-  workdir = keep / WORKDIR_NAME
+  workdir = ptb_workdir(args)
   info = {"workdir": str(workdir), "config": args.ptb_config, "overrides": args.ptb_override}
   if args.resume_from:
     resume = pathlib.Path(args.resume_from).absolute()
     info["resumed_from"] = str(resume)
     if resume.is_file():
-      _unpack(resume, keep)
+      _unpack(resume, workdir.parent)
   info["start_step"] = (_checkpoint_steps(workdir) or [0])[-1]
   cmd = ptb_command(args, workdir)
   info["command"] = " ".join(["python"] + cmd[1:])
@@ -403,25 +408,23 @@ def _progress(workdir: pathlib.Path) -> dict:
 
 
 def tar_workdir(args, info: dict, out: pathlib.Path) -> None:
-  """ptb_workdir.tar into --out when it fits what comes back, else into --keep_dir."""
+  """ptb_workdir.tar beside the workdir, moved into --out when it fits what comes back."""
   workdir = pathlib.Path(info["workdir"])
   if not workdir.is_dir():
     return
-  target = out / TAR_NAME
-  with tarfile.open(target, "w") as tar:
+  kept = workdir.parent / TAR_NAME
+  with tarfile.open(kept, "w") as tar:
     tar.add(workdir, arcname=WORKDIR_NAME)
-  size = target.stat().st_size
-  others = sum(p.stat().st_size for p in out.iterdir() if p.is_file() and p != target)
+  size = kept.stat().st_size
+  others = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
   info["tar_bytes"] = size
   if size > MAX_FILE_BYTES or others + size + LOG_KEEP_BYTES > MAX_TOTAL_BYTES:
-    kept = workdir.parent / TAR_NAME
-    shutil.move(str(target), kept)
     info["tar"] = str(kept)
     info["tar_too_big"] = (f"{TAR_NAME} is {size / 2**20:.1f} MiB, over what comes back "
                            f"({MAX_FILE_BYTES // 2**20} MiB a file, "
                            f"{MAX_TOTAL_BYTES // 2**20} MiB in all): left at {kept}")
   else:
-    info["tar"] = str(target)
+    info["tar"] = str(shutil.move(str(kept), out / TAR_NAME))
 
 
 # --- 3. summary ---------------------------------------------------------------------
@@ -551,7 +554,6 @@ def main(argv=None) -> dict:
   out = pathlib.Path(args.out).absolute()
   if out.exists() and any(out.iterdir()):
     raise ValueError(f"--out {out} is not empty")
-  out.mkdir(parents=True, exist_ok=True)
   suite_log = []
   log = lambda text: suite_log.append(text)
   suite = {"command": " ".join(["python", "benchmarks/gpu_suite.py"]
@@ -574,6 +576,7 @@ def main(argv=None) -> dict:
       if c not in lm_throughput.CONFIGS:
         raise ValueError(f"unknown config {c!r}; valid: {', '.join(lm_throughput.CONFIGS)}")
   suite["stage_s"]["setup"] = time.monotonic() - t
+  out.mkdir(parents=True, exist_ok=True)
 
   end_margin = args.finish_s
   ptb_reserve = (args.ptb_reserve_s + args.grace_s + args.finish_s
@@ -586,7 +589,8 @@ def main(argv=None) -> dict:
   if "ptb" in args.stages:
     room = clock.left() - args.finish_s - args.grace_s
     if room < args.ptb_min_s:
-      suite["ptb_skipped"] = f"{room:.0f} s left for it, under --ptb_min_s={args.ptb_min_s:.0f}"
+      suite["ptb_skipped"] = (f"{max(room, 0):.0f} s left for it, under "
+                              f"--ptb_min_s={args.ptb_min_s:.0f}")
       suite["stage_s"]["ptb"] = "skipped"
     else:
       t = time.monotonic()

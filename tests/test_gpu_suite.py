@@ -152,3 +152,42 @@ def test_limits_are_checked_and_a_tar_too_big_stays_behind(tmp_path):
   assert info["tar"] == str(keep.parent / suite.TAR_NAME) and "MiB" in info["tar_too_big"]
   with tarfile.open(info["tar"]) as t:
     assert f"{suite.WORKDIR_NAME}/state" in t.getnames()
+
+
+def make_wheel(folder: pathlib.Path, module: str) -> pathlib.Path:
+  """A minimal pure-Python wheel of ``module`` (VALUE = 42), as pip takes it offline."""
+  import zipfile
+  dist = f"{module}-0.1.dist-info"
+  files = {f"{module}/__init__.py": "VALUE = 42\n",
+           f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n",
+           f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                            "Tag: py3-none-any\n"}
+  files[f"{dist}/RECORD"] = "".join(f"{n},,\n" for n in files) + f"{dist}/RECORD,,\n"
+  path = folder / f"{module}-0.1-py3-none-any.whl"
+  with zipfile.ZipFile(path, "w") as z:
+    for name, text in files.items():
+      z.writestr(name, text)
+  return path
+
+
+def test_missing_packages_are_installed_from_the_wheels_folder_only(tmp_path, monkeypatch):
+  suite = load_suite()
+  wheels, site = tmp_path / "whl", tmp_path / "site"
+  wheels.mkdir()
+  make_wheel(wheels, "gpu_suite_probe")
+  monkeypatch.setattr(suite, "NEEDED", {"gpu_suite_probe": True})
+  monkeypatch.setattr(sys, "path", list(sys.path))
+  args = suite.parse_args([f"--out={tmp_path}/o", f"--wheels={wheels}", f"--site={site}"])
+  done = suite.install_wheels(args, lambda text: None)
+  assert done == {"missing": ["gpu_suite_probe"],
+                  "installed": ["gpu_suite_probe-0.1-py3-none-any.whl"]}
+  # The subprocesses find it too.
+  env = suite.subprocess_env(args)
+  r = subprocess.run([sys.executable, "-c", "import gpu_suite_probe as p; print(p.VALUE)"],
+                     env=env, capture_output=True, text=True)
+  assert r.stdout.strip() == "42", r.stderr
+  # Present now: nothing to install.
+  assert suite.install_wheels(args, lambda text: None)["missing"] == []
+  monkeypatch.setattr(suite, "NEEDED", {"gpu_suite_absent": True})
+  with pytest.raises(OSError, match="gpu_suite_absent does not import"):
+    suite.install_wheels(args, lambda text: None)
