@@ -19,7 +19,7 @@ runs, in order, and writes into DIR (flat: at most 8 files of at most 16 MiB,
    trainer then saves a checkpoint and returns) early enough to stop before
    the budget, then SIGKILL if it has not. The workdir is tarred into
    ``ptb_workdir.tar``: in DIR when it fits the limits, else beside the
-   workdir (medium's checkpoints are about 70 MB each; summary.md says so).
+   workdir (a medium checkpoint is 73 MB; summary.md says so).
    ``--resume_from=TAR_OR_WORKDIR`` continues such a run exactly (rerunning
    the trainer on a workdir resumes it). Trainer output: ``ptb.log``.
 3. ``summary.md`` (the tables) and ``suite.json`` (the same, for scripts: the

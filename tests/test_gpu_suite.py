@@ -108,13 +108,15 @@ def test_stops_ptb_tars_it_and_resumes_from_the_checkpoint(tmp_path):
 
 
 def test_a_short_budget_ends_in_time_and_records_what_it_skipped(tmp_path):
-  out, budget = tmp_path / "out", 12
+  out, budget = tmp_path / "out", 20
   wall, _ = run_suite(f"--out={out}", f"--keep_dir={tmp_path / 'keep'}",
                       "--configs=tiny", "--variants=lstm_f32,gru_f32", "--steps=2",
-                      "--row_estimate_s=3", "--ptb_reserve_s=1", "--ptb_min_s=1",
+                      "--row_estimate_s=3", "--ptb_reserve_s=4", "--ptb_min_s=1",
                       "--grace_s=2", *PTB, budget=budget)
   assert wall < budget
   suite = json.loads((out / "suite.json").read_text())
+  # The trainer had 4 s: SIGTERM by the budget, not SIGKILL at its end.
+  assert suite["ptb"]["status"] == "stopped" and suite["ptb"]["sigterm_at_s"] < budget
   rows = [json.loads(l) for l in (out / "throughput.jsonl").read_text().splitlines()]
   assert [r["cell"] for r in rows] == ["lstm", "gru"]
   assert rows[-1]["status"] == "skipped" and "left for rows" in rows[-1]["reason"]
