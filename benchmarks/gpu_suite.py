@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import traceback
 
 START = time.monotonic()  # the budget counts from here
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -258,6 +259,7 @@ def run_rows(args, clock: Clock, env: dict, out: pathlib.Path, reserve_s: float)
         row.update(status="skipped", reason=f"{max(room, 0):.0f} s left for rows, a row "
                    f"takes about {estimate:.0f} s")
         rows.append(row)
+        _append_row(out, row)
         continue
       cmd = [sys.executable, "benchmarks/lm_throughput.py", f"--config={config}",
              f"--cell={cell}", f"--dtype={dtype}", f"--steps={args.steps}",
@@ -291,12 +293,16 @@ def run_rows(args, clock: Clock, env: dict, out: pathlib.Path, reserve_s: float)
           row.update(status="failed", reason=f"exit {proc.returncode}: {_tail(text)}")
       row["row_s"] = round(seconds, 1)
       rows.append(row)
+      _append_row(out, row)
       print(f"[{clock.elapsed():5.0f} s] {variant} {config}: {row['status']}"
             + (f", ratio {row['ratio']:.2f}" if row.get("ratio") else ""), flush=True)
-  with open(out / "throughput.jsonl", "w") as f:
-    for row in rows:
-      f.write(json.dumps(row) + "\n")
   return rows
+
+
+def _append_row(out: pathlib.Path, row: dict) -> None:
+  """Row by row, so that what was measured comes back also if the call is cut short."""
+  with open(out / "throughput.jsonl", "a") as f:
+    f.write(json.dumps(row) + "\n")
 
 
 # --- 2. PTB -------------------------------------------------------------------------
@@ -474,7 +480,9 @@ def _num(x, spec=",.0f"):
 
 def summary_markdown(args, suite: dict, paper) -> str:
   from rnn_research.metrics import markdown_table
-  lines = [f"# GPU suite, {suite['date']}", "",
+  lines = [f"# GPU suite, {suite['date']}", ""] + (
+      [f"**The suite broke off**: {suite['error']} (suite.log).", ""]
+      if suite.get("error") else []) + [
            f"Device: {suite.get('device') or '-'}. Command: `{suite['command']}`.",
            f"Budget {args.budget_s:.0f} s, used {suite['elapsed_s']:.0f} s; stages (s): "
            + ", ".join(f"{k} {v if isinstance(v, str) else format(v, '.0f')}"
@@ -578,29 +586,34 @@ def main(argv=None) -> dict:
   suite["stage_s"]["setup"] = time.monotonic() - t
   out.mkdir(parents=True, exist_ok=True)
 
-  end_margin = args.finish_s
   ptb_reserve = (args.ptb_reserve_s + args.grace_s + args.finish_s
-                 if "ptb" in args.stages else end_margin)
-  if "throughput" in args.stages:
-    t = time.monotonic()
-    suite["rows"] = run_rows(args, clock, env, out, ptb_reserve)
-    suite["stage_s"]["throughput"] = time.monotonic() - t
-    suite["device"] = next((r["device"] for r in suite["rows"] if r.get("device")), None)
-  if "ptb" in args.stages:
-    room = clock.left() - args.finish_s - args.grace_s
-    if room < args.ptb_min_s:
-      suite["ptb_skipped"] = (f"{max(room, 0):.0f} s left for it, under "
-                              f"--ptb_min_s={args.ptb_min_s:.0f}")
-      suite["stage_s"]["ptb"] = "skipped"
-    else:
+                 if "ptb" in args.stages else args.finish_s)
+  try:  # from here on, what breaks is recorded and the summary still written
+    if "throughput" in args.stages:
       t = time.monotonic()
-      suite["ptb"] = run_ptb(args, clock, env, out)
-      trim_logs(out)
-      tar_workdir(args, suite["ptb"], out)
-      suite["stage_s"]["ptb"] = time.monotonic() - t
-      suite["device"] = suite.get("device") or (suite["ptb"].get("results") or {}).get("device")
+      suite["rows"] = run_rows(args, clock, env, out, ptb_reserve)
+      suite["stage_s"]["throughput"] = time.monotonic() - t
+      suite["device"] = next((r["device"] for r in suite["rows"] if r.get("device")), None)
+    if "ptb" in args.stages:
+      room = clock.left() - args.finish_s - args.grace_s
+      if room < args.ptb_min_s:
+        suite["ptb_skipped"] = (f"{max(room, 0):.0f} s left for it, under "
+                                f"--ptb_min_s={args.ptb_min_s:.0f}")
+        suite["stage_s"]["ptb"] = "skipped"
+      else:
+        t = time.monotonic()
+        suite["ptb"] = run_ptb(args, clock, env, out)
+        trim_logs(out)
+        tar_workdir(args, suite["ptb"], out)
+        suite["stage_s"]["ptb"] = time.monotonic() - t
+        suite["device"] = (suite.get("device")
+                           or (suite["ptb"].get("results") or {}).get("device"))
+  except Exception as e:  # pylint: disable=broad-except
+    suite["error"] = f"{type(e).__name__}: {e}"
+    log(traceback.format_exc())
 
-  (out / "suite.log").write_text("\n".join(suite_log) + "\n") if suite_log else None
+  if suite_log:  # pip's output, when the wheels were installed
+    (out / "suite.log").write_text("\n".join(suite_log) + "\n")
   trim_logs(out)
   suite["elapsed_s"] = clock.elapsed()
   # summary.md and suite.json are small; count them in before checking.
@@ -625,7 +638,8 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
   try:
-    main()
-  except (ValueError, OSError) as e:
+    result = main()
+  except (ValueError, OSError) as e:  # bad input, found before anything ran
     print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
     sys.exit(2)
+  sys.exit(1 if result.get("error") else 0)

@@ -193,3 +193,22 @@ def test_missing_packages_are_installed_from_the_wheels_folder_only(tmp_path, mo
   monkeypatch.setattr(suite, "NEEDED", {"gpu_suite_absent": True})
   with pytest.raises(OSError, match="gpu_suite_absent does not import"):
     suite.install_wheels(args, lambda text: None)
+
+
+def test_a_stage_that_breaks_is_recorded_and_the_summary_still_written(tmp_path,
+                                                                       monkeypatch):
+  suite = load_suite()
+
+  def broken(*args):
+    raise RuntimeError("the trainer's stage broke")
+
+  monkeypatch.setattr(suite, "run_ptb", broken)
+  monkeypatch.setattr(sys, "path", list(sys.path))
+  out = tmp_path / "out"
+  result = suite.main([f"--out={out}", f"--keep_dir={tmp_path / 'keep'}", "--stages=ptb",
+                       *PTB, "--ptb_min_s=0", "--budget_s=60"])
+  assert result["error"] == "RuntimeError: the trainer's stage broke"
+  assert "broke off**: RuntimeError: the trainer's stage broke" in (
+      out / "summary.md").read_text()
+  assert "Traceback" in (out / "suite.log").read_text()
+  assert json.loads((out / "suite.json").read_text())["error"] == result["error"]
