@@ -1,8 +1,10 @@
-"""benchmarks/gpu_suite.py end to end on the CPU: tiny configs, budgets of seconds.
+"""benchmarks/gpu_suite.py on the CPU: tiny configs, budgets of seconds.
 
 Three runs of the real command: PTB stopped mid-way and tarred; the throughput
 row and PTB resumed from that tar to completion; a budget too short for
-anything, which must still end in time and say what it skipped.
+everything, which must still end in time and say what it skipped. Then, in
+process: the limits of what comes back, the offline wheel install, a stage
+that breaks.
 """
 
 import importlib.util
