@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean data
+.PHONY: run test install clean data gpu-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,19 @@ data: $(if $(NAME),$(STAMP))
 
 clean:
 	rm -rf $(VENV) runs
+
+# `make gpu-bundle`: what benchmarks/gpu_suite.py needs on the GPU machine, which has no
+# network (BENCHMARKS.md, GPU): the Python 3.12 manylinux wheels of the packages its image
+# lacks in .whl/ (needs PyPI; absl-py, PyYAML, numpy, packaging and protobuf, which these
+# need, are there) and the PTB corpus in data/ptb. Both folders are git-ignored.
+GPU_WHEELS ?= ml-collections==1.1.0 tensorboardX==2.6.5
+PTB_SRC ?= $(or $(RNN_RESEARCH_SHARED_DATA),../shared/data)/ptb
+GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 \
+  manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
+
+gpu-bundle:
+	rm -rf .whl && mkdir -p .whl data/ptb
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp $(GPU_PLATFORMS) -d .whl $(GPU_WHEELS)
+	cp -f $(PTB_SRC)/ptb.train.txt $(PTB_SRC)/ptb.valid.txt $(PTB_SRC)/ptb.test.txt data/ptb/
+	du -sh .whl data/ptb
