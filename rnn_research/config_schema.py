@@ -34,13 +34,17 @@ from typing import Any, Callable, Collection, Mapping
 # Rules.
 
 
+FIELD = "<field>"
+
+
 class Rule:
   """One field's valid values.
 
   ``problem(value, parent)`` is None for a valid value, else the rest of the
   error line after ``config.<field>``; ``parent`` is the config node holding
   the field (for rules that depend on a sibling, e.g. the cell's options).
-  ``text`` says what is valid, for messages and lists.
+  ``text`` says what is valid, for messages and lists. ``FIELD`` in a
+  problem becomes the field's dotted name.
   """
 
   text = "any value"
@@ -270,7 +274,8 @@ class CellOptions(Rule):
     for key, option in value.items():
       if key not in valid:
         return (f": cell {cell!r} has no option {key!r}; its options: "
-                f"{', '.join(valid) or 'none'}")
+                f"{', '.join(valid) or 'none'} (replace the whole dict, e.g. "
+                f"--{FIELD}='{{}}' for none)")
       rule = self.rules.get(key)
       if rule is None:
         return f": option {key!r} of cell {cell!r} has no declared rule"
@@ -313,7 +318,7 @@ def _walk(config, schema: Schema | Mapping, prefix: str) -> None:
     if isinstance(rule, Rule):
       bad = rule.problem(value, config)
       if bad is not None:
-        raise ValueError(f"config.{path}{bad}")
+        raise ValueError(f"config.{path}{bad}".replace(FIELD, f"config.{path}"))
     elif not _is_node(value):
       raise ValueError(f"config.{path} = {value!r} is not valid; valid: a group of "
                        f"fields ({', '.join(rule.fields if isinstance(rule, Schema) else rule)})")
