@@ -33,7 +33,7 @@ from typing import Any, Callable, Collection, Mapping
 # ---------------------------------------------------------------------------
 # Rules.
 
-
+# In a rule's problem, stands for the field's dotted name (config.a.b).
 FIELD = "<field>"
 
 
