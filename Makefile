@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install clean data gpu-bundle
 
+# setuptools announces every editable install with a warning (its "InformationOnly"
+# category: "Editable installation ... be careful with folders ..."), which pip
+# prints; -W drops that one message and keeps every other warning.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(PIP_ARGS) -e '.[test]'
+	$(PY) -W "ignore:Editable installation:UserWarning" -m pip install -q $(PIP_ARGS) -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,11 +15,13 @@ from rnn_research import cli, models, train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a language-model run directory", required=True)
 _PROMPT = flags.DEFINE_string("prompt", "", "words to continue (default: start of a sentence)")
-_NUM_TOKENS = flags.DEFINE_integer("num_tokens", 50, "words to sample")
-_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "softmax temperature; 0 = greedy")
-_TOP_K = flags.DEFINE_integer("top_k", 0, "sample among the k most probable words; 0 = all")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "independent samples")
-_SEED = flags.DEFINE_integer("seed", 0, "sampling seed")
+_NUM_TOKENS = flags.DEFINE_integer("num_tokens", 50, "words to sample", lower_bound=1)
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "softmax temperature; 0 = greedy",
+                                   lower_bound=0.0)
+_TOP_K = flags.DEFINE_integer("top_k", 0, "sample among the k most probable words; 0 = all",
+                             lower_bound=0)
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "independent samples", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 0, "sampling seed", lower_bound=0)
 
 
 def main(argv):

@@ -43,6 +43,7 @@ import optax
 from absl import logging
 from flax.training import train_state
 
+from rnn_research import config_schema
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim as optim_lib
 from rnn_research import train
@@ -663,8 +664,6 @@ def cells_of(config: ml_collections.ConfigDict) -> list[str]:
 def run_number_prediction(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                           writer: metrics_lib.MetricWriter) -> tuple[dict, str]:
   cells = cells_of(config)
-  for cell in cells:
-    make_classifier(config.model, cell, 2)  # validates names before any work
   sets = load_number_prediction_data(config)
   vocab = data_lib.build_vocab(sets["train"])
   vocab.to_json(workdir / "vocab.json")
@@ -779,21 +778,13 @@ def _fingerprint(config) -> dict:
 def run_lm(config: ml_collections.ConfigDict, workdir: pathlib.Path,
            writer: metrics_lib.MetricWriter) -> tuple[dict, str]:
   data = config.data
-  if bool(data.text) != bool(data.gold):
-    raise ValueError("config.data.text and config.data.gold go together (the "
-                     "Gulordava et al. sentences and their targets)")
   agreement_sets: dict[str, list[data_lib.AgreementItem]] = {}
   if data.text:
     agreement_sets["gulordava"] = data_lib.read_gulordava(data.text, data.gold)
   if data.generated:
     agreement_sets["generated"] = data_lib.read_generated_tab(data.generated)
   pairs = data_lib.read_minimal_pairs(data.minimal_pairs) if data.minimal_pairs else []
-  if not agreement_sets and not pairs:
-    if data.source != "synthetic":
-      raise ValueError("nothing to evaluate: set config.data.text and "
-                       "config.data.gold, config.data.generated or "
-                       "config.data.minimal_pairs (or config.data.source="
-                       "'synthetic' for the grammar's sets)")
+  if not agreement_sets and not pairs:  # the grammar's sets (config_schema checks)
     agreement_sets["synthetic"] = synthetic_sets(
         data.grammar_seed + 2, _ints(data.test_attractors), data.num_test)
   model, params, vocab = load_language_model(config.lm_workdir)
@@ -865,9 +856,7 @@ def run_lm(config: ml_collections.ConfigDict, workdir: pathlib.Path,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the study that ``config.task`` names; writes config.json,
   metrics.jsonl, results.json, results.md and error_by_attractors.png."""
-  if config.task not in TASKS:
-    raise ValueError(f"unknown config.task {config.task!r}; valid: "
-                     f"{', '.join(TASKS)}")
+  config_schema.validate(config, config_schema.agreement_schema())
   workdir = pathlib.Path(workdir)
   train.check_workdir(workdir, config, _fingerprint)
   workdir.mkdir(parents=True, exist_ok=True)

@@ -39,12 +39,13 @@ from absl import logging
 from flax import traverse_util
 
 from rnn_research import cells as cells_lib
+from rnn_research import config_schema
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim, probes, report, train
 from rnn_research.data import batching
 from rnn_research.data import corpus as corpus_lib
 from rnn_research.models import LanguageModel
-from rnn_research.recurrent import CONNECTIONS, Recurrent
+from rnn_research.recurrent import Recurrent
 
 VARIANTS = ("spectral", "cells", "long_dependency", "clipping", "depth")
 RECURRENT_INITS = ("orthogonal", "gaussian")
@@ -52,9 +53,8 @@ RECURRENT_INITS = ("orthogonal", "gaussian")
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs ``config.variant``; returns what it writes to results.json."""
-  runner = _RUNNERS.get(config.variant)
-  if runner is None:
-    raise ValueError(f"unknown variant {config.variant!r}; valid: {', '.join(VARIANTS)}")
+  config_schema.validate(config, config_schema.gradients_schema())
+  runner = _RUNNERS[config.variant]
   workdir = pathlib.Path(workdir)
   # A rerun recomputes the measurements and resumes the trained models; a
   # workdir of another configuration is refused before anything is written.
@@ -212,8 +212,6 @@ def run_cells(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   cell_names = parse_list(c.cells, str, "cells.cells")
   distances = parse_list(c.distances, int, "cells.distances")
   ref = c.reference_distance
-  if ref >= c.seq_len:
-    raise ValueError(f"cells.reference_distance {ref} needs cells.seq_len > {ref}")
   corpus = corpus_lib.load_corpus(config.lm.data)
   inputs, targets = probe_batch(corpus.valid, c.batch_size, c.seq_len)
   rows, curves = [], []
@@ -312,9 +310,6 @@ def run_long_dependency(config: ml_collections.ConfigDict, workdir: pathlib.Path
   c = config.long_dependency
   cell_names = parse_list(c.cells, str, "long_dependency.cells")
   ks = parse_list(c.distances, int, "long_dependency.distances")
-  if min(ks) < 1 or c.seeds < 1:
-    raise ValueError(f"long_dependency needs distances >= 1 and seeds >= 1, got "
-                     f"{c.distances!r} and {c.seeds}")
   tx = optim.make_optimizer(c.optim, c.train_steps, c.train_steps)
   writer = metrics_lib.MetricWriter(workdir, tensorboard=False)
   init_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(
@@ -466,10 +461,6 @@ def run_depth(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   d = config.depth
   layers = parse_list(d.layers, int, "depth.layers")
   connections = parse_list(d.connections, str, "depth.connections")
-  unknown = [c for c in connections if c not in CONNECTIONS]
-  if unknown:
-    raise ValueError(f"unknown connection {unknown[0]!r} in depth.connections; valid: "
-                     f"{', '.join(CONNECTIONS)}")
   corpus = corpus_lib.load_corpus(config.lm.data)
   inputs, targets = probe_batch(corpus.valid, d.batch_size, d.seq_len)
   rows = []

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 import time
 from typing import Any
 
@@ -31,6 +32,28 @@ def jsonable(value: Any) -> Any:
   if isinstance(value, float) and not math.isfinite(value):
     return str(value)  # JSON has no NaN/inf; keep them readable
   return value
+
+
+# The largest mean loss (nats per token) whose perplexity is a finite float;
+# past it a model has diverged (uniform guessing over a 10,000-word vocabulary
+# is 9.2 nats).
+MAX_LOG_PERPLEXITY = math.log(sys.float_info.max)
+
+
+def perplexity(mean_loss: float) -> float:
+  """exp(mean loss in nats); inf where that overflows (a diverged model), NaN for NaN.
+
+  Every perplexity a study reports or logs goes through here, so a diverging
+  run is reported (inf, written to JSON as "inf") instead of raising
+  OverflowError.
+  """
+  mean_loss = float(mean_loss)
+  if math.isnan(mean_loss):
+    return mean_loss
+  try:
+    return math.exp(mean_loss)
+  except OverflowError:
+    return math.inf
 
 
 def atomic_write(path: str | os.PathLike, text: str) -> None:

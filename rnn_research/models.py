@@ -18,6 +18,10 @@ from rnn_research.recurrent import StackedRNN
 
 Array = jax.Array
 
+# Why a language model refuses ``bidirectional`` (also the config check's reason).
+BIDIRECTIONAL_LM = ("a language model cannot be bidirectional: its backward direction "
+                    "would read the very words it is asked to predict")
+
 
 def cell_factory(cell: str, hidden_size: int, cell_options: dict | None = None,
                  init_scale: float = 0.0, dtype: Any = None):
@@ -87,9 +91,7 @@ class LanguageModel(nn.Module):
 
   def setup(self):
     if self.bidirectional:
-      raise ValueError(
-          "a language model cannot be bidirectional: its backward direction "
-          "would read the very words it is asked to predict")
+      raise ValueError(BIDIRECTIONAL_LM)
     embed_size = self.embed_size or self.hidden_size
     if self.tie_weights and embed_size != self.hidden_size:
       raise ValueError(f"tie_weights needs embed_size == hidden_size, got "

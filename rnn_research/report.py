@@ -351,8 +351,10 @@ def headline(results: dict) -> str:
     m = results["mean_final_loss"]
     return f"final loss clipped {_fmt(m['clipped'])} vs not {_fmt(m['unclipped'])}"
   if variant == "depth":
-    best = min(results["rows"], key=lambda r: r["valid_ppl"])
-    return f"best valid ppl {best['valid_ppl']:.2f} ({best['layers']}x {best['connection']})"
+    # float(): results.json holds a diverged run's perplexity as the string "inf".
+    best = min(results["rows"], key=lambda r: float(r["valid_ppl"]))
+    return (f"best valid ppl {float(best['valid_ppl']):.2f} ({best['layers']}x "
+            f"{best['connection']})")
   if isinstance(results.get("error_by_attractors"), dict):  # the agreement study
     errors = ", ".join(f"{k}: {_fmt(v.get('error') if isinstance(v, dict) else v)}"
                        for k, v in results["error_by_attractors"].items())

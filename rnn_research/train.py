@@ -19,7 +19,8 @@ the same command continues exactly:
 * best-so-far and the per-epoch validation history: in the checkpoint's meta.
 
 SIGTERM or SIGINT saves a checkpoint at the next step boundary and returns.
-A non-finite loss or gradient never reaches the parameters (the update is
+A non-finite loss or gradient, or a loss past the range of exp (a diverged
+model: its perplexity would be inf), never reaches the parameters (the update is
 skipped on the device); with ``config.nonfinite = 'stop'`` the run then ends
 with an error naming the step and the last good checkpoint.
 """
@@ -27,7 +28,6 @@ with an error naming the step and the last good checkpoint.
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import signal
 import threading
@@ -43,6 +43,7 @@ import optax
 from absl import logging
 
 from rnn_research import checkpoint as ckpt_lib
+from rnn_research import config_schema
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim
 from rnn_research import parallel
@@ -75,8 +76,6 @@ class TrainState:
 
 def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> LanguageModel:
   m = config.model
-  if m.dtype not in DTYPES:
-    raise ValueError(f"unknown model.dtype {m.dtype!r}; valid: {', '.join(DTYPES)}")
   return LanguageModel(
       vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size,
       num_layers=m.num_layers, embed_size=m.embed_size or None,
@@ -122,7 +121,9 @@ def make_train_step(model: LanguageModel, tx: optax.GradientTransformation,
     grad_norm = optax.global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    # A loss whose perplexity overflows counts as non-finite: the run has diverged.
+    finite = (jnp.isfinite(grad_norm) & jnp.isfinite(loss)
+              & (loss < metrics_lib.MAX_LOG_PERPLEXITY))
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = TrainState(
         step=state.step + 1,
@@ -176,7 +177,7 @@ def evaluate(eval_step, model: LanguageModel, params, ids: np.ndarray,
     carries, loss_sum, n = eval_step(params, carries, inputs, targets)
     total += float(loss_sum)
     count += int(n)
-  return math.exp(total / max(count, 1))
+  return metrics_lib.perplexity(total / max(count, 1))
 
 
 def _fingerprint(config: ml_collections.ConfigDict) -> dict:
@@ -258,10 +259,8 @@ def _meta(config, step, steps_per_epoch, history, best) -> dict:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the configured language model; returns results.json's dict."""
+  config_schema.validate(config, config_schema.lm_schema())
   workdir = pathlib.Path(workdir)
-  if config.nonfinite not in NONFINITE_MODES:
-    raise ValueError(f"unknown nonfinite {config.nonfinite!r}; valid: "
-                     f"{', '.join(NONFINITE_MODES)}")
   check_workdir(workdir, config)
   corpus = _load_vocab_and_corpus(config, workdir)
   model = build_model(config, len(corpus.vocab))
@@ -358,7 +357,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           if window_steps >= 2:
             tok_rates.append(tok_s)
           loss = float(np.mean([m["loss"] for m in logged]))
-          writer.write(step, "train", loss=loss, ppl=math.exp(min(loss, 50.0)),
+          writer.write(step, "train", loss=loss, ppl=metrics_lib.perplexity(loss),
                        learning_rate=float(logged[-1]["learning_rate"]),
                        grad_norm=float(np.mean([m["grad_norm"] for m in logged])),
                        grad_norm_max=float(np.max([m["grad_norm"] for m in logged])),
@@ -368,7 +367,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                                     axis=0).tolist()}
                         if config.record_step_gradients else {}))
           progress.update(step, tok_s, f"epoch {epoch + 1} loss {loss:.3f} "
-                          f"ppl {math.exp(min(loss, 50.0)):.1f}")
+                          f"ppl {metrics_lib.perplexity(loss):.1f}")
           _check_finite(state, config, latest)
           pending, window_start, window_steps = [], time.perf_counter(), 0
         if end_of_epoch:
@@ -424,7 +423,8 @@ def _check_finite(state: TrainState, config, latest: ckpt_lib.Checkpointer) -> N
     good = latest.latest_step()
     where = (f"last good checkpoint: step {good} in {latest.directory}" if good is not None
              else "no checkpoint was saved")
-    raise NonFiniteError(f"non-finite loss or gradient at step {first + 1}; {where}")
+    raise NonFiniteError(f"non-finite loss, gradient or perplexity at step {first + 1}; "
+                         f"{where}")
 
 
 def results_markdown(config, results: dict) -> str:
@@ -458,6 +458,7 @@ def _load_run(workdir: str):
     raise ckpt_lib.CheckpointError(
         f"{workdir} is not a language-model workdir (no config.json/vocab.json)")
   config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  config_schema.validate(config, config_schema.lm_schema())
   vocab = corpus_lib.Vocab.from_json(workdir / "vocab.json")
   model = build_model(config, len(vocab))
   target = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 1), jnp.int32),

@@ -211,6 +211,23 @@ def test_nonfinite_skip_drops_the_update_and_counts_it(tmp_path, monkeypatch):
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(latest_params(tmp_path)[1]))
 
 
+def test_a_diverging_run_ends_through_the_guard_not_an_overflow(tmp_path):
+  # A huge learning rate without clipping: the loss grows past exp's range
+  # (perplexity inf) while staying finite.
+  diverging = {"optim.learning_rate": 1e6, "optim.clip_norm": 0.0}
+  with pytest.raises(train.NonFiniteError, match=r"^non-finite loss, gradient or "
+                     r"perplexity at step \d+; (last good checkpoint|no checkpoint)"):
+    train.train_and_evaluate(tiny_config(**diverging), str(tmp_path / "stop"))
+  # With 'skip' the run ends, and reports the diverged model's perplexity as inf.
+  results = train.train_and_evaluate(tiny_config(nonfinite="skip", **diverging),
+                                     str(tmp_path / "skip"))
+  assert results["skipped_updates"] > 0 and results["test_ppl"] == float("inf")
+  text = (tmp_path / "skip" / "results.json").read_text()
+  strict = json.loads(text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+  assert strict["test_ppl"] == "inf"
+  assert "| inf | inf |" in (tmp_path / "skip" / "results.md").read_text()
+
+
 def test_restore_language_model_gives_the_trained_model(reference_run):
   workdir, results = reference_run
   model, params, vocab = train.restore_language_model(str(workdir))
@@ -227,7 +244,7 @@ def _snapshot(workdir):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"model.cell": "lstmm"}, "unknown cell 'lstmm'; valid cells: elman, gru, lstm"),
+    ({"model.cell": "lstmm"}, "config.model.cell: unknown cell 'lstmm'; valid: elman, gru"),
     ({"model.bidirectional": True}, "cannot be bidirectional"),
     ({"model.connection": "skip"}, "unknown connection 'skip'"),
     ({"optim.name": "sgdd"}, "unknown optimizer 'sgdd'"),
