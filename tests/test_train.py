@@ -59,12 +59,10 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory):
-  """One uninterrupted run of the tiny config, shared by the resume tests."""
-  workdir = tmp_path_factory.mktemp("reference")
-  results = train.train_and_evaluate(tiny_config(), str(workdir))
-  return workdir, results
+@pytest.fixture
+def reference_run(tiny_lm_run):
+  """One uninterrupted run of the tiny config (conftest.py), read-only."""
+  return tiny_lm_run
 
 
 def test_run_writes_the_contract_files(reference_run):
