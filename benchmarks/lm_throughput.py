@@ -11,6 +11,18 @@ batch_first=True) -> nn.Linear`` (cuDNN on a GPU, PyTorch's own kernels on the
 CPU). Both run in one process, alternating blocks of ``--steps`` steps after
 warm-up, ``--repeats`` times; the ratio is the median of the per-block ratios.
 
+Both sides start from the same weights: ours are initialised and copied into
+PyTorch's modules (``rnn_research.interop`` for the recurrent layers). Before
+any timing, the first step's loss and gradients of both sides are computed on
+the same batch, in float32 without dropout (the two libraries draw different
+masks), with TF32 off, and compared: the loss to ``LOSS_RTOL``, every gradient
+to ``GRAD_RTOL`` of its largest entry. Where they differ the benchmark stops
+with an error and reports no ratio: a ratio is only reported for two sides
+known to compute the same thing. Later steps drift apart slightly: PyTorch's
+recurrent modules hold two bias vectors (b_ih, b_hh) that each receive the
+gradient, so under SGD their sum moves twice as fast as our single bias; the
+work per step is the same.
+
     python benchmarks/lm_throughput.py --config=zaremba_small --cell=lstm --json
 
 ends its output with one JSON line holding ``ours_tok_s``, ``torch_tok_s`` and
@@ -44,6 +56,7 @@ import numpy as np  # noqa: E402
 
 from configs import ptb  # noqa: E402
 from rnn_research import cli  # noqa: E402
+from rnn_research import interop  # noqa: E402
 from rnn_research import optim  # noqa: E402
 from rnn_research import train  # noqa: E402
 
@@ -64,6 +77,16 @@ CELLS = {
     "elman": ("elman", {"activation": "tanh"}, "RNN"),
 }
 NUM_BATCHES = 4  # distinct random batches, cycled
+# interop's name for PyTorch's network of each cell.
+TORCH_KINDS = {"lstm": "lstm", "gru": "gru", "elman": "rnn_tanh"}
+# The first step of the two sides must agree to float32 rounding: the loss
+# (relative) and each gradient (largest difference / largest entry).
+LOSS_RTOL = 1e-5
+GRAD_RTOL = 1e-4
+
+
+class NotTheSameComputation(ValueError):
+  """The two sides' first-step loss or gradients differ: no ratio is reported."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -135,6 +158,7 @@ class Ours:
         carries=jax.tree.map(jnp.zeros_like, carries),
         skipped=jnp.int32(0), first_nonfinite=jnp.int32(-1))
     self.num_params = sum(x.size for x in jax.tree.leaves(params))
+    self.initial_params = jax.tree.map(np.array, params)  # copies: the state is donated
     self.train_step = jax.jit(train.make_train_step(model, tx, schedule, config),
                               donate_argnums=0)
     self.batches = [(jax.device_put(x[:, :-1]), jax.device_put(x[:, 1:])) for x in batches]
@@ -212,6 +236,39 @@ class Torch:
     self.last_loss = None
     self.i = 0
 
+  def load_weights(self, params, cell: str, num_layers: int) -> None:
+    """Our parameters (``Ours.initial_params``) into this model."""
+    state = {f"rnn.{k}": v for k, v in interop.to_torch(
+        {"params": params["rnn"]}, TORCH_KINDS[cell], num_layers).items()}
+    state["embed.weight"] = params["embed"]["embedding"]  # (V, H)
+    state["softmax.weight"] = params["softmax"]["kernel"].T  # (H, V) -> (V, H)
+    state["softmax.bias"] = params["softmax"]["bias"]
+    self.model.load_state_dict({k: self.torch.from_numpy(np.array(v, np.float32))
+                                for k, v in state.items()})
+
+  def loss_and_grads(self, inputs, targets):
+    """Float32 loss (per token) and gradients of the training objective, from
+    a zero state, without dropout and without TF32; nothing is updated."""
+    torch = self.torch
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+      self.model.eval()
+      self.model.zero_grad(set_to_none=True)
+      zeros = torch.zeros_like(self.state[0] if isinstance(self.state, tuple) else self.state)
+      state = (zeros, zeros.clone()) if isinstance(self.state, tuple) else zeros
+      logits, _ = self.model(inputs, state)
+      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                               targets.reshape(-1))
+      (loss * inputs.shape[1] if self.sum_over_time else loss).backward()
+      grads = {k: w.grad.detach().cpu().numpy().copy()
+               for k, w in self.model.named_parameters()}
+    finally:
+      self.model.zero_grad(set_to_none=True)
+      self.model.train()
+      torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+    return loss.item(), grads
+
   def step(self, inputs, targets):
     torch = self.torch
     state = (tuple(s.detach() for s in self.state) if isinstance(self.state, tuple)
@@ -247,6 +304,80 @@ class Torch:
     if self.device.type == "cuda":
       return int(self.torch.cuda.max_memory_allocated())
     return None
+
+
+def _capture_gradients():
+  """An optax transformation that applies nothing and keeps the gradients as
+  its state: our real training step then hands its gradients back."""
+  import optax
+  return optax.GradientTransformation(
+      lambda params: jax.tree.map(jnp.zeros_like, params),
+      lambda grads, state, params=None: (jax.tree.map(jnp.zeros_like, grads), grads))
+
+
+def _ours_loss_and_grads(config, vocab: int, params, inputs, targets):
+  """Our training step's loss and gradients (``train.make_train_step``), in
+  float32 without dropout, at the highest matmul precision."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  c.model.dropout_rate, c.model.dtype = 0.0, "float32"
+  model = train.build_model(c, vocab)
+  tx = _capture_gradients()
+  schedule = optim.learning_rate_schedule(c.optim, 1, 1)
+  carries = model.initial_carries(c.data.batch_size)
+  state = train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                           carries=carries, skipped=jnp.int32(0),
+                           first_nonfinite=jnp.int32(-1))
+  with jax.default_matmul_precision("highest"):
+    new_state, metrics = jax.jit(train.make_train_step(model, tx, schedule, c))(
+        state, inputs, targets, jax.random.key(0))
+  return float(metrics["loss"]), jax.tree.map(np.asarray, new_state.opt_state)
+
+
+def check_same_computation(config, vocab: int, ours: "Ours", torch_side: "Torch",
+                           batch: np.ndarray, cell: str) -> dict:
+  """Compares both sides' first-step loss and gradients on ``batch``.
+
+  Returns the relative differences; raises ``NotTheSameComputation`` naming
+  the first quantity beyond ``LOSS_RTOL`` / ``GRAD_RTOL``.
+  """
+  inputs, targets = batch[:, :-1], batch[:, 1:]
+  loss, grads = _ours_loss_and_grads(config, vocab, jax.tree.map(jnp.asarray,
+                                                                 ours.initial_params),
+                                     jnp.asarray(inputs), jnp.asarray(targets))
+  t = torch_side.torch
+  torch_loss, torch_grads = torch_side.loss_and_grads(
+      t.from_numpy(inputs).long().to(torch_side.device),
+      t.from_numpy(targets).long().to(torch_side.device))
+  kind = TORCH_KINDS[cell]
+  want = {f"rnn.{k}": v for k, v in interop.to_torch(
+      {"params": grads["rnn"]}, kind, config.model.num_layers).items()}
+  # PyTorch adds b_ih and b_hh in every gate, so both receive our bias's
+  # gradient, except the GRU candidate's b_hn (our recurrent_bias).
+  h = config.model.hidden_size
+  for k in [k for k in want if "bias_hh" in k]:
+    b_ih = want[k.replace("bias_hh", "bias_ih")]
+    want[k] = (np.concatenate([b_ih[:2 * h], want[k][2 * h:]]) if kind == "gru"
+               else b_ih.copy())
+  want["embed.weight"] = grads["embed"]["embedding"]
+  want["softmax.weight"] = grads["softmax"]["kernel"].T
+  want["softmax.bias"] = grads["softmax"]["bias"]
+  if set(want) != set(torch_grads):
+    raise NotTheSameComputation(f"the two sides have different parameters: ours "
+                                f"{sorted(want)}, PyTorch's {sorted(torch_grads)}")
+  loss_err = abs(loss - torch_loss) / abs(torch_loss)
+  grad_errs = {k: float(np.max(np.abs(want[k] - g)) / max(float(np.max(np.abs(g))), 1e-30))
+               for k, g in torch_grads.items()}
+  worst = max(grad_errs, key=grad_errs.get)
+  if not loss_err <= LOSS_RTOL:
+    raise NotTheSameComputation(
+        f"the two sides do not compute the same loss: ours {loss:.7g}, PyTorch's "
+        f"{torch_loss:.7g} (relative difference {loss_err:.2g} > {LOSS_RTOL:g}); no ratio")
+  if not grad_errs[worst] <= GRAD_RTOL:
+    raise NotTheSameComputation(
+        f"the two sides do not compute the same gradients: {worst} differs by "
+        f"{grad_errs[worst]:.2g} of its largest entry (> {GRAD_RTOL:g}); no ratio")
+  return {"check_loss": loss, "check_loss_rel_diff": loss_err,
+          "check_grad_rel_diff": grad_errs[worst], "check_grad_worst": worst}
 
 
 def versions() -> dict:
@@ -285,9 +416,13 @@ def benchmark(args) -> dict:
   vocab = CONFIGS[args.config][4]
   batches = random_batches(config, vocab)
   sides = [Ours(config, vocab, batches)]
+  check = {}
   if not args.skip_torch:
     sides.append(Torch(config, vocab, batches, args.cell, args.dtype, args.torch_threads))
+    sides[1].load_weights(sides[0].initial_params, args.cell, config.model.num_layers)
+    check = check_same_computation(config, vocab, sides[0], sides[1], batches[0], args.cell)
   first = {s.name: first_step(s) for s in sides}
+  first_loss = {s.name: s.loss() for s in sides}  # the same weights and batch on both sides
   for s in sides:
     s.run(args.warmup)
   seconds = {s.name: [] for s in sides}
@@ -321,6 +456,8 @@ def benchmark(args) -> dict:
       "ours_peak_bytes": sides[0].peak_bytes(),
       "torch_peak_bytes": torch_side.peak_bytes() if torch_side else None,
       "ours_loss": sides[0].loss(), "torch_loss": torch_side.loss() if torch_side else None,
+      "ours_first_loss": first_loss["ours"], "torch_first_loss": first_loss.get("torch"),
+      **check,
       "ours_params": int(sides[0].num_params),
       "torch_params": int(torch_side.num_params) if torch_side else None,
       "torch_threads": torch_side.torch.get_num_threads() if torch_side else None,
@@ -338,7 +475,11 @@ def _fmt(x, spec):
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
-  result = benchmark(args)
+  try:
+    result = benchmark(args)
+  except NotTheSameComputation as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   if argv is not None:  # called from Python: name the arguments actually used
     result["command"] = " ".join(["python", "benchmarks/lm_throughput.py"] + list(argv))
   r = result

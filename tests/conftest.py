@@ -17,3 +17,13 @@ def shared_data() -> pathlib.Path:
     pytest.skip(f"real data not found at {SHARED_DATA} "
                 "(set RNN_RESEARCH_SHARED_DATA to the shared/data folder)")
   return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_run(tmp_path_factory):
+  """(workdir, results) of one uninterrupted run of the trainer tests' tiny
+  config, shared by every module that only reads a trained workdir."""
+  from rnn_research import train
+  from tests.test_train import tiny_config
+  workdir = tmp_path_factory.mktemp("tiny_lm")
+  return workdir, train.train_and_evaluate(tiny_config(), str(workdir))

@@ -33,8 +33,48 @@ def test_tiny_config_prints_json_line_with_both_sides(capsys):
   for key in ("ours_tok_s", "torch_tok_s", "ratio"):
     assert record[key] > 0, key
   assert record["ratio"] == pytest.approx(record["ours_tok_s"] / record["torch_tok_s"])
-  # The same model on the same batches: both losses near log(vocab) = log(50).
-  assert abs(record["ours_loss"] - record["torch_loss"]) < 0.5
+  # The same weights on both sides: the first step's loss and gradients were
+  # compared before timing, and the first timed step's losses agree.
+  assert record["check_loss_rel_diff"] <= bench.LOSS_RTOL
+  assert record["check_grad_rel_diff"] <= bench.GRAD_RTOL
+  assert record["torch_first_loss"] == pytest.approx(record["ours_first_loss"], rel=1e-5)
+
+
+def test_both_sides_compute_the_same_first_step_for_the_gru():
+  """The GRU's sign-flipped update gate and its b_hn, where PyTorch's two
+  bias vectors do not simply add: the same first-step loss and gradients."""
+  bench = load_script()
+  cell = "gru"
+  args = bench.parse_args(["--config=tiny", f"--cell={cell}"])
+  config = bench.make_config(args)
+  batches = bench.random_batches(config, 50)
+  ours = bench.Ours(config, 50, batches)
+  torch_side = bench.Torch(config, 50, batches, cell, "float32")
+  torch_side.load_weights(ours.initial_params, cell, config.model.num_layers)
+  check = bench.check_same_computation(config, 50, ours, torch_side, batches[0], cell)
+  assert check["check_loss_rel_diff"] <= bench.LOSS_RTOL
+  assert check["check_grad_rel_diff"] <= bench.GRAD_RTOL
+
+
+def test_sides_that_compute_different_things_get_no_ratio(capsys, monkeypatch):
+  """Catches: a benchmark that times two different models (here PyTorch's
+  copy of one recurrent weight is off by 1%) and still reports a ratio."""
+  bench = load_script()
+  to_torch = bench.interop.to_torch
+
+  def slightly_wrong(*args, **kwargs):
+    state = to_torch(*args, **kwargs)
+    state["weight_hh_l1"] = state["weight_hh_l1"] * 1.01
+    return state
+
+  monkeypatch.setattr(bench.interop, "to_torch", slightly_wrong)
+  with pytest.raises(SystemExit) as exit_info:
+    bench.main(["--config=tiny", "--cell=lstm", "--steps=1", "--warmup=0", "--repeats=1",
+                "--json"])
+  assert exit_info.value.code == 2
+  out, err = capsys.readouterr()
+  assert "ratio" not in out and "{" not in out  # no JSON line, no figures
+  assert "error: the two sides do not compute the same" in err and "no ratio" in err
 
 
 def test_matmul_floor_times_the_step_products_beside_both_steps(capsys):

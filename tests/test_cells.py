@@ -209,7 +209,9 @@ def test_bfloat16_dtype_stays_close_to_float32_with_float32_carry(name):
     carry32, y32 = cell32.apply(variables, carry32, xs[:, t])
     carry16, y16 = cell16.apply(variables, carry16, xs[:, t])
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves((carry16, y16)))
-  assert np.max(np.abs(np.asarray(y16) - np.asarray(y32))) < 5e-2
+  # Observed largest differences: elman_tanh 5.7e-3, gru 1.7e-3, gru_reset_after
+  # 1.2e-3, lstm 1.1e-3; bfloat16 keeps 8 bits, 2**-8 = 3.9e-3 relative.
+  assert np.max(np.abs(np.asarray(y16) - np.asarray(y32))) < 1.5e-2
   assert not np.array_equal(y16, y32)  # the products did run in bfloat16
 
 

@@ -43,18 +43,69 @@ def test_unknown_variant_lists_the_valid_ones(name):
     importlib.import_module(f"configs.{name}").get_config("no_such_variant")
 
 
-def test_ptb_configs_hold_zaremba_et_al_hyperparameters():
+# Every value configs/ptb.py sets, per variant, from the sources its docstring
+# names (P paper, T TensorFlow tutorial, L the authors' Lua code).
+_PTB_COMMON = {
+    "model.cell": "lstm", "model.num_layers": 2, "model.embed_size": 0,
+    "model.cell_options.forget_bias": 0.0, "model.tie_weights": False,
+    "model.connection": "none", "model.variational_dropout": False,
+    "model.bidirectional": False, "data.source": "local", "data.batch_size": 20,
+    "optim.name": "sgd", "optim.learning_rate": 1.0, "optim.momentum": 0.0,
+    "optim.weight_decay": 0.0, "optim.schedule": "epoch_decay",
+    "optim.loss_sum_over_time": True,
+}
+_PTB = {
+    "small": {"model.hidden_size": 200, "data.bptt": 20, "model.dropout_rate": 0.0,
+              "model.init_scale": 0.1, "optim.clip_norm": 5.0, "num_epochs": 13,
+              "optim.decay_after_epochs": 4, "optim.lr_decay": 0.5,
+              "paper.valid": 120.7, "paper.test": 114.5, "paper.params": "4.7M"},
+    "medium": {"model.hidden_size": 650, "data.bptt": 35, "model.dropout_rate": 0.5,
+               "model.init_scale": 0.05, "optim.clip_norm": 5.0, "num_epochs": 39,
+               "optim.decay_after_epochs": 6, "optim.lr_decay": 0.8,  # T; P: 1 / 1.2
+               "paper.valid": 86.2, "paper.test": 82.7, "paper.params": "20M"},
+    "large": {"model.hidden_size": 1500, "data.bptt": 35, "model.dropout_rate": 0.65,
+              "model.init_scale": 0.04, "optim.clip_norm": 10.0, "num_epochs": 55,
+              "optim.decay_after_epochs": 14, "optim.lr_decay": 1 / 1.15,
+              "paper.valid": 82.2, "paper.test": 78.4, "paper.params": "66M"},
+}
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+@pytest.mark.parametrize("variant", list(_PTB))
+def test_ptb_variant_holds_zaremba_et_al_hyperparameters_in_every_field(variant):
+  """Each hyper-parameter against its source; every other field (run control:
+  seed, logging, checkpoints, evaluation, ...) is the base config's."""
+  from configs import default, ptb
+  assert list(ptb.VARIANTS) == list(_PTB)
+  config = _flat(ptb.get_config(variant).to_dict())
+  base = _flat(default.get_config().to_dict())
+  expected = {**_PTB_COMMON, **_PTB[variant],
+              "name": f"Zaremba et al. 2014 {variant} (ours)",
+              "paper.source": f"Zaremba et al. 2014 {variant} (paper)"}
+  for field, value in expected.items():
+    assert config[field] == pytest.approx(value) if isinstance(value, float) else (
+        config[field] == value), (field, config[field], value)
+  # data.dir names the PTB folder (its location is the base config's business).
+  assert config["data.dir"].rstrip("/").endswith("ptb")
+  others = {k for k in config if k not in expected and k != "data.dir"}
+  assert {k: config[k] for k in others} == {k: base[k] for k in others}
+
+
+def test_ptb_schedule_decays_first_in_the_epoch_after_decay_after_epochs():
+  """"After 4 epochs we halve": small runs epochs 1-4 (counted from 1) at 1.0,
+  epoch 5 at 0.5, epoch 13 at 0.5 ** 9, as the TensorFlow tutorial does."""
   from configs import ptb
-  small, medium, large = (ptb.get_config(v) for v in ("small", "medium", "large"))
-  assert (small.model.hidden_size, small.data.bptt, small.model.dropout_rate,
-          small.num_epochs, small.optim.lr_decay, small.optim.clip_norm) == (
-              200, 20, 0.0, 13, 0.5, 5.0)
-  assert (medium.model.hidden_size, medium.data.bptt, medium.model.dropout_rate,
-          medium.num_epochs, medium.optim.lr_decay, medium.optim.decay_after_epochs) == (
-              650, 35, 0.5, 39, 0.8, 6)
-  assert (large.model.hidden_size, large.model.dropout_rate, large.model.init_scale,
-          large.num_epochs, large.optim.clip_norm) == (1500, 0.65, 0.04, 55, 10.0)
-  assert large.optim.lr_decay == pytest.approx(1 / 1.15)
-  for c in (small, medium, large):
-    assert (c.model.num_layers, c.data.batch_size, c.optim.name, c.optim.learning_rate,
-            c.model.cell_options.forget_bias) == (2, 20, "sgd", 1.0, 0.0)
+  from rnn_research import optim
+  schedule = optim.learning_rate_schedule(ptb.get_config("small").optim, 100, 1300)
+  rate = lambda epoch: float(schedule((epoch - 1) * 100))  # epoch counted from 1
+  assert [rate(e) for e in (1, 4, 5, 6, 13)] == pytest.approx(
+      [1.0, 1.0, 0.5, 0.25, 0.5 ** 9])

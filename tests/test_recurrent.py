@@ -381,6 +381,7 @@ def test_hoisted_weight_gradient_in_bfloat16_is_close_to_per_step():
     layer = Recurrent(cell, hoist_weight_grad=hoist)
     grads[hoist] = jax.grad(lambda v: jnp.sum(jnp.sin(layer.apply(v, xs)[0])))(variables)
   kernel = lambda g: g["params"]["cell"]["recurrent_kernel"]
-  # Summed in another order from bfloat16 products: close, not equal.
-  np.testing.assert_allclose(kernel(grads[True]), kernel(grads[False]), rtol=0.05, atol=0.02)
+  # Summed in another order from bfloat16 products: close, not equal (largest
+  # difference observed 2.2e-3, on entries up to 0.71).
+  np.testing.assert_allclose(kernel(grads[True]), kernel(grads[False]), rtol=0.01, atol=5e-3)
   assert float(jnp.max(jnp.abs(kernel(grads[True])))) > 0.05

@@ -3,17 +3,20 @@
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import test as test_config
 from rnn_research import checkpoint as ckpt_lib
+from rnn_research import optim
 from rnn_research import train
 from rnn_research.data import batching
 
@@ -28,6 +31,9 @@ def tiny_config(**overrides):
   c.data.num_test_sentences = 20
   c.model.hidden_size = 8
   c.checkpoint_every_steps = 4
+  # Train metrics every 2 steps: checkpoints (every 4) then fall on log
+  # boundaries, so a resumed run's logged means equal an uninterrupted run's.
+  c.log_every_steps = 2
   for key, value in overrides.items():
     node = c
     *path, last = key.split(".")
@@ -53,12 +59,10 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory):
-  """One uninterrupted run of the tiny config, shared by the resume tests."""
-  workdir = tmp_path_factory.mktemp("reference")
-  results = train.train_and_evaluate(tiny_config(), str(workdir))
-  return workdir, results
+@pytest.fixture
+def reference_run(tiny_lm_run):
+  """One uninterrupted run of the tiny config (conftest.py), read-only."""
+  return tiny_lm_run
 
 
 def test_run_writes_the_contract_files(reference_run):
@@ -93,42 +97,121 @@ def test_zaremba_schedule_halves_after_decay_epochs(reference_run):
   assert rates[0] == pytest.approx(1.0) and rates[1] == pytest.approx(0.5)
 
 
-class _PreemptAfter:
-  """Stands in for train._Preemption: asks to stop once ``n`` steps have run."""
-
-  def __init__(self, n):
-    self.n = n
-    self.checks = 0
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    pass
-
-  @property
-  def requested(self):
-    self.checks += 1
-    return self.checks > self.n
+class _Crash(Exception):
+  """Stands in for a kill between two checkpoints (the async saves still finish)."""
 
 
-@pytest.mark.parametrize("stop_after", [3, 11])
-def test_resume_after_preemption_equals_uninterrupted_run(
-    reference_run, tmp_path, monkeypatch, stop_after):
+def _watch_windows(monkeypatch, at=None, action=None):
+  """Records the training windows the trainer asks for, in order; on the
+  ``at``-th request (counted from 0) first calls ``action()``. Evaluation
+  does not go through ``LMBatches``, so the list is exactly the steps trained."""
+  seen = []
+  original = batching.LMBatches.__getitem__
+
+  def getitem(self, i):
+    if len(seen) == at:
+      action()
+    seen.append(i)
+    return original(self, i)
+
+  monkeypatch.setattr(batching.LMBatches, "__getitem__", getitem)
+  return seen
+
+
+def _metrics(workdir):
+  """metrics.jsonl without its wall-clock field."""
+  return [{k: v for k, v in r.items() if k != "tokens_per_sec"}
+          for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())]
+
+
+def _assert_resumed_run_equals_reference(workdir, seen, start, reference_run):
+  """The second process trained only the steps after ``start`` and ended like
+  the run that never stopped: figures, parameters and metrics.jsonl."""
   ref_dir, ref_results = reference_run
-  monkeypatch.setattr(train, "_Preemption", lambda: _PreemptAfter(stop_after))
-  out = train.train_and_evaluate(tiny_config(), str(tmp_path))
-  assert out == {"preempted": True, "step": stop_after}
-  monkeypatch.undo()
-  results = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  steps_per_epoch, total = ref_results["steps"] // 2, ref_results["steps"]
+  assert seen == [s % steps_per_epoch for s in range(start, total)]
+  results = json.loads((workdir / "results.json").read_text())
   assert results["valid_ppl"] == ref_results["valid_ppl"]
   assert results["test_ppl"] == ref_results["test_ppl"]
-  assert latest_params(tmp_path)[0] == latest_params(ref_dir)[0]
-  assert_trees_equal(latest_params(tmp_path)[1], latest_params(ref_dir)[1])
-  # metrics.jsonl holds each step once, as if the run had never stopped.
-  steps = lambda d: [(r["step"], r["split"]) for r in map(
-      json.loads, (d / "metrics.jsonl").read_text().splitlines())]
-  assert steps(tmp_path) == steps(ref_dir)
+  assert latest_params(workdir)[0] == latest_params(ref_dir)[0]
+  assert_trees_equal(latest_params(workdir)[1], latest_params(ref_dir)[1])
+  # Each step logged once, with the figures of the run that never stopped.
+  assert _metrics(workdir) == _metrics(ref_dir)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_saves_a_checkpoint_at_the_step_it_reports_and_the_rerun_resumes_there(
+    reference_run, tmp_path, monkeypatch, sig):
+  """A real signal to this process while window 5 is fetched: the step in
+  flight finishes, the run saves step 6 (not a multiple of
+  checkpoint_every_steps=4, so only the signal handler's save can make it)
+  and returns. The rerun starts at step 6 and trains the 46 steps left.
+
+  Catches: no checkpoint saved on SIGTERM/SIGINT (no step 6 on disk; the
+  rerun restarts at 4); resume replaced by restart (the rerun asks for all
+  52 windows)."""
+  _watch_windows(monkeypatch, at=5, action=lambda: os.kill(os.getpid(), sig))
+  out = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  assert out == {"preempted": True, "step": 6}
+  ckpt = ckpt_lib.Checkpointer(tmp_path / "checkpoints" / "latest")
+  assert ckpt.latest_step() == 6
+  assert ckpt.read_meta(6)["step"] == 6 and int(ckpt.read_state(6)["step"]) == 6
+  ckpt.close()
+  if sig == signal.SIGINT:  # the same handler; the rerun is checked once, with SIGTERM
+    return
+  monkeypatch.undo()
+  seen = _watch_windows(monkeypatch)
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  _assert_resumed_run_equals_reference(tmp_path, seen, 6, reference_run)
+
+
+def test_run_killed_after_logging_resumes_from_its_checkpoint_and_trims_metrics(
+    reference_run, tmp_path, monkeypatch):
+  """The run dies fetching window 7: metrics.jsonl already holds step 6, the
+  newest checkpoint is step 4. The rerun starts at step 4, drops the logged
+  step 6 and logs it again.
+
+  Catches: resume replaced by restart (52 windows asked for, not 48); the
+  trimming of metrics.jsonl on resume disabled (step 6 logged twice)."""
+
+  def crash():
+    raise _Crash
+
+  _watch_windows(monkeypatch, at=7, action=crash)
+  with pytest.raises(_Crash):
+    train.train_and_evaluate(tiny_config(), str(tmp_path))
+  assert [r["step"] for r in _metrics(tmp_path)][-1] == 6
+  assert latest_params(tmp_path)[0] == 4
+  monkeypatch.undo()
+  seen = _watch_windows(monkeypatch)
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  _assert_resumed_run_equals_reference(tmp_path, seen, 4, reference_run)
+
+
+def test_final_figures_come_from_the_best_checkpoint_not_the_last_parameters(
+    tmp_path, monkeypatch):
+  """A learning rate of 8 in epoch 2 wrecks the model, so the best validation
+  perplexity is epoch 1's and the last parameters are far worse.
+
+  Catches: results.json computed from the last parameters instead of the
+  best checkpoint."""
+  from rnn_research import optim
+  monkeypatch.setattr(optim, "learning_rate_schedule", lambda o, steps_per_epoch, total: (
+      lambda step: jnp.where(step < steps_per_epoch, 1.0, 8.0)))
+  results = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  first, second = results["history"]
+  assert second["valid_ppl"] > 10 * first["valid_ppl"]  # it got worse after the best epoch
+  on_disk = json.loads((tmp_path / "results.json").read_text())
+  assert (on_disk["best_epoch"], on_disk["best_step"]) == (1, first["step"])
+  assert on_disk["valid_ppl"] == pytest.approx(first["valid_ppl"], rel=1e-9)
+  # Test perplexity of the best checkpoint, evaluated here independently.
+  model, params, _ = train.restore_language_model(str(tmp_path))
+  corpus = train.corpus_lib.load_corpus(tiny_config().data)
+  c = tiny_config()
+  want = train.evaluate(train.make_eval_step(model), model, params, corpus.test,
+                        c.data.eval_batch_size, c.data.eval_bptt)
+  assert on_disk["test_ppl"] == pytest.approx(want, rel=1e-6)
+  assert latest_params(tmp_path)[0] == second["step"]  # and that is not what was scored
 
 
 def _cli(workdir, *flags, config="configs/test.py"):
@@ -139,7 +222,8 @@ def _cli(workdir, *flags, config="configs/test.py"):
 def _tiny_flags():
   return ["--config.num_epochs=2", "--config.data.num_train_sentences=120",
           "--config.data.num_valid_sentences=20", "--config.data.num_test_sentences=20",
-          "--config.model.hidden_size=8", "--config.checkpoint_every_steps=4"]
+          "--config.model.hidden_size=8", "--config.checkpoint_every_steps=4",
+          "--config.log_every_steps=2"]
 
 
 def _wait_for_checkpoint(workdir, proc, newer_than, timeout=120):
@@ -156,23 +240,40 @@ def _wait_for_checkpoint(workdir, proc, newer_than, timeout=120):
   pytest.fail("no checkpoint appeared")
 
 
+def _checkpoint_steps(workdir):
+  ckdir = pathlib.Path(workdir) / "checkpoints" / "latest"
+  return sorted(int(p.name) for p in ckdir.glob("*") if p.name.isdigit()) if ckdir.exists() else []
+
+
 def test_sigkill_and_sigterm_then_rerun_ends_like_uninterrupted_run(reference_run, tmp_path):
-  """Kill -9 twice and SIGTERM once at different points; the rerun's figures
-  and final parameters equal the run that never stopped, bitwise."""
+  """Kill -9 twice and SIGTERM once, each after the process has itself
+  trained past every checkpoint already on disk; the rerun's figures and
+  final parameters equal the run that never stopped, bitwise.
+
+  Catches: resume replaced by restart (the last process does not resume).
+  A missing save on SIGTERM is caught only when the signal lands past a
+  periodic checkpoint, not always: the in-process signal test catches it."""
   ref_dir, ref_results = reference_run
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  seen = -1
   for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL):
+    # Newer than anything on disk: a checkpoint this process trained to.
+    on_disk = max(_checkpoint_steps(tmp_path), default=-1)
     proc = subprocess.Popen(_cli(tmp_path, *_tiny_flags()), cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    seen = _wait_for_checkpoint(tmp_path, proc, seen)
+    _wait_for_checkpoint(tmp_path, proc, on_disk)
     proc.send_signal(sig)
     rc = proc.wait(timeout=60)
     if sig == signal.SIGTERM:
-      assert rc == 0, proc.stderr.read()  # preemption: checkpoint saved, clean exit
+      stderr = proc.stderr.read()
+      assert rc == 0, stderr[-2000:]  # preemption: checkpoint saved, clean exit
+      step = int(re.search(r"preempted: checkpoint saved at step (\d+)", stderr).group(1))
+      assert step in _checkpoint_steps(tmp_path), (step, _checkpoint_steps(tmp_path))
+    proc.stderr.close()
+  last = max(_checkpoint_steps(tmp_path))
   final = subprocess.run(_cli(tmp_path, *_tiny_flags()), cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)
   assert final.returncode == 0, final.stderr[-2000:]
+  assert re.search(rf"resumed from \S+ at step {last}\b", final.stderr), final.stderr[-2000:]
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["valid_ppl"] == ref_results["valid_ppl"]
   assert results["test_ppl"] == ref_results["test_ppl"]
@@ -226,6 +327,73 @@ def test_a_diverging_run_ends_through_the_guard_not_an_overflow(tmp_path):
   strict = json.loads(text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
   assert strict["test_ppl"] == "inf"
   assert "| inf | inf |" in (tmp_path / "skip" / "results.md").read_text()
+
+
+def _single_step(config, vocab_size=11, batch=3, bptt=5):
+  """(train_step, state, inputs, targets) of ``config`` on random tokens."""
+  model = train.build_model(config, vocab_size)
+  tx = optim.make_optimizer(config.optim, 100, 100)
+  schedule = optim.learning_rate_schedule(config.optim, 100, 100)
+  tokens = np.random.default_rng(0).integers(0, vocab_size, (batch, bptt + 1), dtype=np.int32)
+  inputs, targets = tokens[:, :-1], tokens[:, 1:]
+  carries = model.initial_carries(batch)
+  params = model.init(jax.random.key(0), inputs, carries)["params"]
+  state = train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                           carries=carries, skipped=jnp.int32(0),
+                           first_nonfinite=jnp.int32(-1))
+  return jax.jit(train.make_train_step(model, tx, schedule, config)), state, inputs, targets, model
+
+
+@pytest.mark.parametrize("sum_over_time", [True, False])
+def test_update_differentiates_the_loss_summed_over_the_window(sum_over_time):
+  """Plain SGD at rate 1 without clipping or dropout: the new parameters are
+  p - grad J with, written out here, J = (1/B) sum_{b,t} -log softmax(logits)[b, t, y]
+  (Zaremba et al.'s objective), or J / T with loss_sum_over_time=False.
+
+  Catches: the summed objective replaced by the mean (a step T = 5 times smaller)."""
+  c = tiny_config(**{"optim.clip_norm": 0.0, "optim.schedule": "constant",
+                     "model.dropout_rate": 0.0, "optim.loss_sum_over_time": sum_over_time})
+  step, state, inputs, targets, model = _single_step(c)
+  batch, bptt = inputs.shape
+
+  def objective(params):
+    logits, _ = model.apply({"params": params}, inputs, state.carries)
+    logp = jax.nn.log_softmax(logits, axis=-1)  # (B, T, V)
+    picked = jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (B, T)
+    total = -picked.sum() / batch
+    return total if sum_over_time else total / bptt
+
+  want = jax.tree.map(lambda p, g: p - g, state.params, jax.grad(objective)(state.params))
+  new_state, metrics = step(state, inputs, targets, jax.random.key(1))
+  assert float(metrics["loss"]) == pytest.approx(
+      float(objective(state.params)) / (bptt if sum_over_time else 1), rel=1e-6)
+  for got, w in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(want)):
+    np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+
+
+@jax.custom_vjp
+def _nan_gradient(x):
+  """The identity, whose gradient is NaN: a finite loss with a non-finite gradient."""
+  return x
+
+
+_nan_gradient.defvjp(lambda x: (x, None), lambda _, g: (g * jnp.nan,))
+
+
+def test_a_nonfinite_gradient_with_a_finite_loss_is_not_applied(monkeypatch):
+  """Catches: the non-finite guard checking the loss only (the NaN gradient
+  would reach the parameters and the momentum)."""
+  original = train.token_losses
+  monkeypatch.setattr(train, "token_losses", lambda logits, targets: original(
+      _nan_gradient(logits), targets))
+  c = tiny_config(**{"optim.momentum": 0.9})
+  step, state, inputs, targets, _ = _single_step(c)
+  before = jax.tree.map(np.asarray, (state.params, state.opt_state, state.carries))
+  new_state, metrics = step(state, inputs, targets, jax.random.key(1))
+  assert np.isfinite(float(metrics["loss"])) and not np.isfinite(float(metrics["grad_norm"]))
+  assert (int(new_state.skipped), int(new_state.first_nonfinite), int(new_state.step)) == (
+      1, 0, 1)
+  assert_trees_equal((new_state.params, new_state.opt_state, new_state.carries), before)
 
 
 def test_restore_language_model_gives_the_trained_model(reference_run):

@@ -39,7 +39,11 @@ def test_the_study_on_the_test_config_writes_every_result_file(tmp_path,
   assert set(results["error_by_attractors"]) == {"0", "1", "2", "3", "4"}
   for entry in results["error_by_attractors"].values():
     assert set(entry) == {"error", "count"} and entry["count"] == 10
-  assert 0.0 <= results["error"] <= 1.0 and results["count"] == 50
+  assert results["count"] == 50
+  # The overall error is the item-weighted mean of the per-attractor errors.
+  by = results["error_by_attractors"].values()
+  assert results["error"] == pytest.approx(
+      sum(e["error"] * e["count"] for e in by) / sum(e["count"] for e in by))
   assert set(results["error_by_distance"]) == {"1", "3"}
   md = (workdir / "results.md").read_text()
   assert "| attractors | items | lstm error |" in md
