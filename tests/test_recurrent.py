@@ -158,6 +158,8 @@ def test_unroll_4_equals_unroll_1(reverse):
 
 
 def carry_shapes(name, batch=B):
+  if name == "lru":  # (Re s, Im s) of its complex state, N = H
+    return (batch, 2 * H)
   return ((batch, H), (batch, H)) if name == "lstm" else (batch, H)
 
 
