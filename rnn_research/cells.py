@@ -437,8 +437,8 @@ class MinGRUCell(LinearRecurrenceCell):
 
   def coefficients(self, px):
     k, pre_h = jnp.split(px, 2, axis=-1)
-    z = jax.nn.sigmoid(k)
-    return 1.0 - z, z * g_activation(pre_h)
+    # 1 - z_t as sigmoid(-k_t): the same number, without cancellation near z = 1
+    return jax.nn.sigmoid(-k), jax.nn.sigmoid(k) * g_activation(pre_h)
 
   def log_coefficients(self, px):
     k, pre_h = jnp.split(px, 2, axis=-1)
