@@ -1,4 +1,5 @@
-r"""Recurrent cells: Elman, LSTM and GRU, with the input projection split off.
+r"""Recurrent cells: Elman, LSTM and GRU, and the linear-in-the-state minGRU,
+minLSTM and LRU, with the input projection split off.
 
 Every cell follows Flax's :class:`flax.linen.RNNCellBase` contract
 (``__call__(carry, x) -> (carry, y)``, ``initialize_carry``,
@@ -30,6 +31,11 @@ Parameter trees are the same shape for every cell (G gates, H = hidden_size):
 
 Matrix products run in ``dtype`` (e.g. bfloat16) with float32 results; gates,
 the carry and the LSTM cell state stay in float32.
+
+minGRU, minLSTM and the LRU (``LinearRecurrenceCell``) have no W: their step
+is h_t = a_t * h_{t-1} + b_t with (a_t, b_t) from x_t alone, which
+``recurrent.Recurrent`` computes for all steps at once with an associative
+scan. They keep ``input/kernel`` and ``input/bias`` (the LRU's B has no bias).
 """
 
 from __future__ import annotations
