@@ -33,7 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_parallel = False
 
   c.model = ml_collections.ConfigDict()
-  # Registered cell name: elman, rnn_tanh, rnn_relu, lstm, gru (rnn_research.cells.CELLS).
+  # Registered cell name: elman, rnn_tanh, rnn_relu, lstm, gru, mingru, minlstm, lru
+  # (rnn_research.cells.CELLS).
   c.model.cell = "lstm"
   # Units per recurrent layer.
   c.model.hidden_size = 200

@@ -101,6 +101,9 @@ def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
   config.spectral.seq_len = 64
   # First distance of the least-squares slope fit.
   config.spectral.fit_from = 1
+  # Eigenvalue moduli |lambda| in (0, 1) of LRU language models probed the same
+  # way (every unit on one circle, r_min = r_max; comma-separated; '' = none).
+  config.spectral.lru_moduli = "0.5,0.9,0.99"
 
   config.cells = ml_collections.ConfigDict()
   # Cells compared (registry names); Elman ones get W_h rescaled at init.
@@ -195,6 +198,7 @@ def _shrink(config: ml_collections.ConfigDict) -> None:
   config.spectral.rhos = "0.5,1.1"
   config.spectral.batch_size = 2
   config.spectral.seq_len = 12
+  config.spectral.lru_moduli = "0.5,0.9"
   config.cells.cells = "rnn_tanh,lstm"
   config.cells.batch_size = 2
   config.cells.seq_len = 12

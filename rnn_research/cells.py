@@ -1,4 +1,5 @@
-r"""Recurrent cells: Elman, LSTM and GRU, with the input projection split off.
+r"""Recurrent cells: Elman, LSTM and GRU, and the linear-in-the-state minGRU,
+minLSTM and LRU, with the input projection split off.
 
 Every cell follows Flax's :class:`flax.linen.RNNCellBase` contract
 (``__call__(carry, x) -> (carry, y)``, ``initialize_carry``,
@@ -30,6 +31,11 @@ Parameter trees are the same shape for every cell (G gates, H = hidden_size):
 
 Matrix products run in ``dtype`` (e.g. bfloat16) with float32 results; gates,
 the carry and the LSTM cell state stay in float32.
+
+minGRU, minLSTM and the LRU (``LinearRecurrenceCell``) have no W: their step
+is h_t = a_t * h_{t-1} + b_t with (a_t, b_t) from x_t alone, which
+``recurrent.Recurrent`` computes for all steps at once with an associative
+scan. They keep ``input/kernel`` and ``input/bias`` (the LRU's B has no bias).
 """
 
 from __future__ import annotations
@@ -90,36 +96,32 @@ def gate_stacked(init: Initializer, num_gates: int) -> Initializer:
   return stacked
 
 
-class _FusedCell(nn.RNNCellBase):
-  """Shared machinery: fused input projection, recurrent kernel, carry init.
+class _ProjectedCell(nn.RNNCellBase):
+  """Shared machinery of every cell: the fused input projection and the carry.
 
   Subclasses set ``num_gates`` and implement ``step``.
   """
 
   hidden_size: int
   kernel_init: Initializer = nn.initializers.lecun_normal()
-  recurrent_kernel_init: Initializer = nn.initializers.orthogonal()
   bias_init: Initializer = nn.initializers.zeros_init()
   dtype: Any = None  # compute dtype of the matrix products; None = float32
   param_dtype: Any = jnp.float32
 
   num_gates = 1
+  # Whether h_t = a_t * h_{t-1} + b_t with (a_t, b_t) from x_t alone
+  # (``LinearRecurrenceCell``): a layer may then scan in parallel.
+  linear_recurrence = False
+  single_recurrent_product = False
 
   def setup(self):
-    gh = self.num_gates * self.hidden_size
     self.input = nn.Dense(
-        gh,
+        self.num_gates * self.hidden_size,
         kernel_init=self.kernel_init,
         bias_init=self._input_bias_init,
         dtype=self.dtype,
         param_dtype=self.param_dtype,
         dot_general=float32_dot,
-    )
-    self.recurrent_kernel = self.param(
-        "recurrent_kernel",
-        gate_stacked(self.recurrent_kernel_init, self.num_gates),
-        (self.hidden_size, gh),
-        self.param_dtype,
     )
 
   @property
@@ -130,12 +132,44 @@ class _FusedCell(nn.RNNCellBase):
     """U x + b for all gates: (..., D) -> (..., G*H), float32."""
     return self.input(x).astype(jnp.float32)
 
+  def __call__(self, carry, x):
+    return self.step(carry, self.project_inputs(x))
+
+  def step(self, carry, px):
+    """One time step: ``px`` is this step's ``project_inputs``, (B, G*H)."""
+    raise NotImplementedError
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    del rng  # zero initial state, as in every reference implementation
+    batch_dims = tuple(input_shape[:-1])
+    return jnp.zeros(batch_dims + (self.hidden_size,), jnp.float32)
+
+  @property
+  def num_feature_axes(self) -> int:
+    return 1
+
+
+class _FusedCell(_ProjectedCell):
+  """A cell with a recurrent kernel W: the classic cells.
+
+  Subclasses set ``num_gates`` and implement ``step_from_product`` or ``step``.
+  """
+
+  recurrent_kernel_init: Initializer = nn.initializers.orthogonal()
+
+  def setup(self):
+    super().setup()
+    self.recurrent_kernel = self.param(
+        "recurrent_kernel",
+        gate_stacked(self.recurrent_kernel_init, self.num_gates),
+        (self.hidden_size, self.num_gates * self.hidden_size),
+        self.param_dtype,
+    )
+
   def recurrent(self, h: Array, kernel: Array) -> Array:
     """h @ kernel in ``dtype`` with a float32 result."""
     return recurrent_product(h, kernel, self.dtype)
-
-  def __call__(self, carry, x):
-    return self.step(carry, self.project_inputs(x))
 
   def step(self, carry, px):
     """One time step: ``px`` is this step's ``project_inputs``, (B, G*H)."""
@@ -161,16 +195,6 @@ class _FusedCell(nn.RNNCellBase):
   def step_from_product(self, carry, px, rec):
     """The step given ``rec = recurrent_input(carry) @ W``, (B, G*H) float32."""
     raise NotImplementedError
-
-  @nn.nowrap
-  def initialize_carry(self, rng, input_shape):
-    del rng  # zero initial state, as in every reference implementation
-    batch_dims = tuple(input_shape[:-1])
-    return jnp.zeros(batch_dims + (self.hidden_size,), jnp.float32)
-
-  @property
-  def num_feature_axes(self) -> int:
-    return 1
 
 
 class ElmanCell(_FusedCell):
@@ -326,19 +350,297 @@ class GRUCell(_FusedCell):
     return h, h
 
 
-CELLS: dict[str, type[_FusedCell]] = {
+def g_activation(x: Array) -> Array:
+  """Feng et al. 2024's g: x + 1/2 for x >= 0, sigmoid(x) below; positive, continuous."""
+  return jnp.where(x >= 0, x + 0.5, jax.nn.sigmoid(x))
+
+
+def log_g_activation(x: Array) -> Array:
+  """log g(x), computed without forming g: log(relu(x) + 1/2) or -softplus(-x)."""
+  return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
+
+
+class LinearRecurrenceCell(_ProjectedCell):
+  r"""A cell whose recurrence is linear in the state, with coefficients from x_t alone:
+
+  .. math::
+      s_t = a_t \odot s_{t-1} + b_t, \qquad y_t = \mathrm{readout}(s_t, x_t),
+
+  where (a_t, b_t) = ``coefficients(project_inputs(x_t))``. The composition
+  of two such steps is again one, (a, b) then (a', b') = (a' a, a' b + b'),
+  an associative operation, so ``recurrent.Recurrent`` computes every s_t at
+  once with ``jax.lax.associative_scan`` (O(log T) depth instead of T
+  sequential steps); ``step`` is the same recurrence one step at a time.
+
+  The state s may differ from the carry (the LRU's is complex, its carry the
+  real (Re s, Im s)): ``state(carry)`` and ``carry_of(state)`` convert, both
+  linear. A cell with ``log_space`` also gives ``log_coefficients``
+  (log a_t, log b_t) with b_t > 0, and the layer then scans in log space.
+  """
+
+  linear_recurrence = True
+  log_space = False
+
+  def coefficients(self, px):
+    """(a_t, b_t) for ``px`` (..., P): arrays (..., S), a may broadcast against b."""
+    raise NotImplementedError
+
+  def log_coefficients(self, px):
+    """(log a_t, log b_t) for cells with ``log_space``."""
+    raise NotImplementedError
+
+  def state(self, carry) -> Array:
+    return carry
+
+  def carry_of(self, state: Array):
+    return state
+
+  def readout(self, state: Array, px) -> Array:
+    """y_t from s_t (and this step's ``px``); the state itself by default."""
+    del px
+    return state
+
+  def step(self, carry, px):
+    a, b = self.coefficients(px)
+    s = a * self.state(carry) + b
+    return self.carry_of(s), self.readout(s, px)
+
+
+class MinGRUCell(LinearRecurrenceCell):
+  r"""minGRU (Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, "Were RNNs All We Needed?").
+
+  The GRU with the gates and the candidate read from x_t only:
+
+  .. math::
+      z_t &= \sigma(U_z x_t + b_z) \\
+      \tilde h_t &= g(U_h x_t + b_h) \\
+      h_t &= (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
+
+  so h_t = a_t h_{t-1} + b_t with a_t = 1 - z_t, b_t = z_t \tilde h_t. g is
+  the paper's positive activation, g(x) = x + 1/2 (x >= 0), sigmoid(x)
+  (x < 0), which keeps h_t > 0 for the log-space form.
+
+  Log-space form (the paper's parallel mode, ``log_space=True``): with
+  k_t = U_z x_t + b_z,
+
+  .. math::
+      \log a_t = -\mathrm{softplus}(k_t), \quad
+      \log b_t = -\mathrm{softplus}(-k_t) + \log g(U_h x_t + b_h), \\
+      \log h_t = a^*_t + \operatorname{logcumsumexp}_{k \le t}(\log b_k - a^*_k),
+      \quad a^*_t = \textstyle\sum_{k \le t} \log a_k,
+
+  for h_0 = 0; the layer adds the initial state's term (\prod_{k \le t} a_k)
+  h_0 outside the logarithm, so a carried state of any sign is exact (the
+  paper's code takes log g(h_0) instead). ``step`` is the first form.
+
+  Gates are fused in the order (z, h~) in ``input/kernel`` (D, 2H) and
+  ``input/bias`` (2H,); there is no recurrent kernel. Carry and output are h.
+  """
+
+  log_space: bool = True
+
+  num_gates = 2
+
+  def coefficients(self, px):
+    k, pre_h = jnp.split(px, 2, axis=-1)
+    # 1 - z_t as sigmoid(-k_t): the same number, without cancellation near z = 1
+    return jax.nn.sigmoid(-k), jax.nn.sigmoid(k) * g_activation(pre_h)
+
+  def log_coefficients(self, px):
+    k, pre_h = jnp.split(px, 2, axis=-1)
+    return -jax.nn.softplus(k), -jax.nn.softplus(-k) + log_g_activation(pre_h)
+
+
+class MinLSTMCell(LinearRecurrenceCell):
+  r"""minLSTM (Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024).
+
+  The LSTM with gates and candidate from x_t only, the output gate dropped and
+  the forget and input gates normalised to sum to one (time-independent scale
+  of h):
+
+  .. math::
+      f_t &= \sigma(U_f x_t + b_f), \quad i_t = \sigma(U_i x_t + b_i) \\
+      \tilde h_t &= g(U_h x_t + b_h) \\
+      f'_t &= \frac{f_t}{f_t + i_t}, \quad i'_t = \frac{i_t}{f_t + i_t} \\
+      h_t &= f'_t \odot h_{t-1} + i'_t \odot \tilde h_t
+
+  with g as in ``MinGRUCell``. Log-space form: with
+  d_t = softplus(-(U_f x_t + b_f)) - softplus(-(U_i x_t + b_i)) = log i_t - log f_t,
+
+  .. math::
+      \log f'_t = -\mathrm{softplus}(d_t), \quad
+      \log i'_t = -\mathrm{softplus}(-d_t), \quad
+      \log b_t = \log i'_t + \log g(U_h x_t + b_h),
+
+  scanned as in ``MinGRUCell``. Gates fused in the order (f, i, h~) in
+  ``input/kernel`` (D, 3H) and ``input/bias`` (3H,). Carry and output are h.
+  """
+
+  log_space: bool = True
+
+  num_gates = 3
+
+  def coefficients(self, px):
+    pre_f, pre_i, pre_h = jnp.split(px, 3, axis=-1)
+    f, i = jax.nn.sigmoid(pre_f), jax.nn.sigmoid(pre_i)
+    return f / (f + i), i / (f + i) * g_activation(pre_h)
+
+  def log_coefficients(self, px):
+    pre_f, pre_i, pre_h = jnp.split(px, 3, axis=-1)
+    diff = jax.nn.softplus(-pre_f) - jax.nn.softplus(-pre_i)
+    return -jax.nn.softplus(diff), -jax.nn.softplus(-diff) + log_g_activation(pre_h)
+
+
+class _Skip(nn.Module):
+  """The LRU's D x: ``scale`` (H,) times x when D_in = H, else x @ ``kernel`` (D_in, H)."""
+
+  features: int
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    if x.shape[-1] == self.features:
+      scale = self.param("scale", nn.initializers.normal(1.0), (self.features,),
+                         self.param_dtype)
+      return x.astype(jnp.float32) * scale
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (x.shape[-1], self.features), self.param_dtype)
+    return recurrent_product(x, kernel, self.dtype)
+
+
+class LRUCell(LinearRecurrenceCell):
+  r"""Linear Recurrent Unit (Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu & De 2023,
+  "Resurrecting Recurrent Neural Networks for Long Sequences").
+
+  A diagonal complex recurrence of N = ``state_size`` units and a real output
+  of H = ``hidden_size``:
+
+  .. math::
+      \lambda &= \exp(-\exp(\nu) + i\,\exp(\theta)) \quad (N,), \qquad
+      \gamma = \exp(\gamma_{\log}) \\
+      s_t &= \lambda \odot s_{t-1} + \gamma \odot (B x_t) \\
+      y_t &= \operatorname{Re}(C s_t) + D x_t
+
+  with B (N, D_in) and C (H, N) complex. |lambda| = exp(-exp(nu)) < 1 for
+  every nu, so the recurrence is stable by construction; its powers give the
+  decay of the gradient with distance directly, ||ds_t/ds_{t-l}|| = |lambda|^l
+  per unit. Initialisation as the paper's appendix: |lambda|^2 uniform on
+  [r_min^2, r_max^2] (the eigenvalues uniform in area on the ring
+  r_min <= |lambda| <= r_max), nu = log(-log(|lambda|^2) / 2); the phase
+  exp(theta) uniform on [0, max_phase]; gamma_log = log sqrt(1 - |lambda|^2),
+  trainable, the normalisation that keeps E|s_t|^2 at the input's scale for
+  white-noise input; Re B, Im B ~ N(0, 1/(2 D_in)); Re C, Im C ~ N(0, 1/N);
+  D ~ N(0, 1), a diagonal (H,) when D_in = H as in the paper, else a dense
+  (D_in, H) kernel with LeCun-normal initialisation.
+
+  Parameters (row-major, like the other cells): ``nu_log``, ``theta_log``,
+  ``gamma_log`` (N,); ``input/kernel`` (D_in, 2N) = [Re B^T | Im B^T];
+  ``output_kernel`` (2N, H) = [Re C^T ; Im C^T]; ``skip/scale`` (H,) or
+  ``skip/kernel`` (D_in, H).
+  The carry is real, (B, 2N) = [Re s, Im s]; the output is y.
+  """
+
+  state_size: int = 0  # N; 0 = hidden_size
+  # The ring and phase range of the appendix's init_lru_parameters defaults;
+  # the paper's long-range runs use e.g. r_min = 0.9, r_max = 0.999.
+  r_min: float = 0.0
+  r_max: float = 1.0
+  max_phase: float = 6.28
+
+  num_gates = 2  # the real and imaginary halves of B x
+
+  @property
+  def num_states(self) -> int:
+    return self.state_size or self.hidden_size
+
+  def setup(self):
+    if not 0.0 <= self.r_min <= self.r_max <= 1.0:
+      raise ValueError(f"LRU ring needs 0 <= r_min <= r_max <= 1, got r_min={self.r_min}, "
+                       f"r_max={self.r_max}")
+    n = self.num_states
+
+    def nu_init(key, shape, dtype=jnp.float32):
+      u = jax.random.uniform(key, shape, dtype)
+      modulus_sq = u * (self.r_max ** 2 - self.r_min ** 2) + self.r_min ** 2
+      return jnp.log(-0.5 * jnp.log(modulus_sq))
+
+    def theta_init(key, shape, dtype=jnp.float32):
+      return jnp.log(self.max_phase * jax.random.uniform(key, shape, dtype))
+
+    self.nu_log = self.param("nu_log", nu_init, (n,), self.param_dtype)
+    self.theta_log = self.param("theta_log", theta_init, (n,), self.param_dtype)
+    self.gamma_log = self.param(
+        "gamma_log",
+        lambda key, shape, dtype: 0.5 * jnp.log1p(-jnp.exp(-2.0 * jnp.exp(self.nu_log))),
+        (n,), self.param_dtype)
+    self.input = nn.Dense(
+        2 * n, use_bias=False,
+        kernel_init=lambda key, shape, dtype=jnp.float32: jax.random.normal(
+            key, shape, dtype) / jnp.sqrt(2.0 * shape[0]),
+        dtype=self.dtype, param_dtype=self.param_dtype, dot_general=float32_dot)
+    self.output_kernel = self.param(
+        "output_kernel",
+        lambda key, shape, dtype=jnp.float32: jax.random.normal(key, shape, dtype) / jnp.sqrt(n),
+        (2 * n, self.hidden_size), self.param_dtype)
+    self.skip = _Skip(self.hidden_size, self.dtype, self.param_dtype)
+
+  def eigenvalues(self) -> Array:
+    """lambda, (N,) complex64."""
+    return jnp.exp(-jnp.exp(self.nu_log) + 1j * jnp.exp(self.theta_log))
+
+  def project_inputs(self, x: Array) -> Array:
+    """[Re B x, Im B x, D x]: (..., D_in) -> (..., 2N + H), float32."""
+    dx = self.skip(x)
+    return jnp.concatenate([self.input(x).astype(jnp.float32), dx], axis=-1)
+
+  def coefficients(self, px):
+    n = self.num_states
+    bx = jax.lax.complex(px[..., :n], px[..., n:2 * n])
+    return self.eigenvalues(), jnp.exp(self.gamma_log) * bx
+
+  def state(self, carry) -> Array:
+    n = self.num_states
+    return jax.lax.complex(carry[..., :n], carry[..., n:])
+
+  def carry_of(self, state: Array) -> Array:
+    return jnp.concatenate([jnp.real(state), jnp.imag(state)], axis=-1)
+
+  def readout(self, state: Array, px) -> Array:
+    # Re(C s) = Re s Re C^T - Im s Im C^T
+    parts = jnp.concatenate([jnp.real(state), -jnp.imag(state)], axis=-1)  # (..., 2N)
+    return recurrent_product(parts, self.output_kernel, self.dtype) + px[..., 2 * self.num_states:]
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    del rng
+    return jnp.zeros(tuple(input_shape[:-1]) + (2 * self.num_states,), jnp.float32)
+
+
+CELLS: dict[str, type[_ProjectedCell]] = {
     "elman": ElmanCell,
     "rnn_tanh": functools.partial(ElmanCell, activation="tanh"),
     "rnn_relu": functools.partial(ElmanCell, activation="relu"),
     "lstm": LSTMCell,
     "gru": GRUCell,
+    "mingru": MinGRUCell,
+    "minlstm": MinLSTMCell,
+    "lru": LRUCell,
 }
 """Cells by name. Add a cell by writing one class and one entry here: a
 ``_FusedCell`` with ``num_gates`` and either ``step_from_product`` (and
-``recurrent_input`` if the carry is not h), or its own ``step``."""
+``recurrent_input`` if the carry is not h), or its own ``step``; or a
+``LinearRecurrenceCell`` with ``coefficients``."""
 
 
-def get_cell(name: str, **kwargs) -> _FusedCell:
+def cell_fields(name: str) -> list[str]:
+  """The options (dataclass fields) of the registered cell ``name``."""
+  factory = CELLS[name]
+  return sorted(f for f in getattr(factory, "func", factory).__dataclass_fields__
+                if f not in ("parent", "name"))
+
+
+def get_cell(name: str, **kwargs) -> _ProjectedCell:
   """Builds the registered cell ``name``; an unknown name lists the valid ones."""
   try:
     factory = CELLS[name]
@@ -349,6 +651,5 @@ def get_cell(name: str, **kwargs) -> _FusedCell:
   try:
     return factory(**kwargs)
   except TypeError as e:  # an option this cell does not have
-    fields = sorted(f for f in getattr(factory, "func", factory).__dataclass_fields__
-                    if f not in ("parent", "name"))
-    raise ValueError(f"cell {name!r}: {e}; its options: {', '.join(fields)}") from None
+    raise ValueError(
+        f"cell {name!r}: {e}; its options: {', '.join(cell_fields(name))}") from None

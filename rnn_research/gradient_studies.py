@@ -7,6 +7,7 @@ PNG figures into ``workdir``:
 * ``spectral``: Pascanu et al. 2013's claim in its cleanest form. With the
   identity activation dJ(i)/dh(j) = g W_h^(i-j), so log ||dJ(i)/dh(i-l)|| falls
   with slope log(rho(W_h)) per step; tanh multiplies in diag(tanh') <= 1.
+  The LRU (Orvieto et al. 2023) with every |lambda| = r: slope log r.
 * ``cells``: the LSTM's and GRU's additive, gated state updates against the
   Elman cell's repeated multiplication by W_h, at initialisation and after a
   short language-model run (``train.train_and_evaluate``).
@@ -197,9 +198,44 @@ def run_spectral(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> di
                      "mean_log_gain": curve["mean_log_gain"].tolist()})
       logging.info("spectral %s rho=%.2f: slope %.4f (theory %.4f)", activation, rho,
                    measured, math.log(rho))
+  lru_slopes, lru_curves = run_spectral_lru(config, corpus, inputs, targets)
   return {"slopes": slopes, "curves": curves, "distance": list(range(s.seq_len)),
           "fit_from": s.fit_from, "recurrent_init": s.recurrent_init,
-          "hidden_size": s.hidden_size, "data": corpus.source}
+          "hidden_size": s.hidden_size, "data": corpus.source,
+          "lru_slopes": lru_slopes, "lru_curves": lru_curves}
+
+
+def run_spectral_lru(config: ml_collections.ConfigDict, corpus, inputs, targets):
+  """The LRU with every eigenvalue modulus r (``spectral.lru_moduli``): slope vs log r.
+
+  With r_min = r_max = r the ring is a circle, |lambda_k| = r for every unit
+  and only the phases differ. The loss at i reads s_i, and ds_i/ds_{i-l} =
+  diag(lambda^l), a rotation of each unit times r^l: the gradient's norm is
+  exactly r^l times dJ(i)/ds_i's, so the mean log gain is l log r. With
+  moduli spread over a ring the gain is a mixture, sum_k |g_k|^2 r_k^(2l),
+  whose slope approaches log max|lambda| only as l grows: one modulus gives
+  the clean comparison.
+  """
+  s = config.spectral
+  moduli = parse_list(s.lru_moduli, float, "spectral.lru_moduli")
+  slopes, curves = [], []
+  for r in moduli:
+    if not 0.0 < r < 1.0:
+      raise ValueError(f"spectral.lru_moduli: {r} is not in (0, 1), the LRU's |lambda|")
+    model = LanguageModel(len(corpus.vocab), cell="lru", hidden_size=s.hidden_size,
+                          num_layers=1, cell_options={"r_min": r, "r_max": r})
+    params = init_params(model, config.seed)
+    curve = distance_curve(probes.language_model_pair_norms(model), params, inputs, targets)
+    (spectrum,) = probes.recurrent_spectra(params)
+    measured = probes.fit_slope(curve["distance"], curve["mean_log_gain"], s.fit_from)
+    slopes.append({"modulus": r, "measured_slope": _finite(measured),
+                   "theory_slope": math.log(r),
+                   "max_modulus": spectrum["spectral_radius"]})
+    curves.append({"modulus": r, "mean_norm": curve["mean_norm"].tolist(),
+                   "mean_log_gain": curve["mean_log_gain"].tolist()})
+    logging.info("spectral lru |lambda|=%.3f: slope %.4f (theory %.4f)", r, measured,
+                 math.log(r))
+  return slopes, curves
 
 
 # ---------------------------------------------------------------------------
@@ -223,8 +259,10 @@ def run_cells(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         "cell": cell, "stage": stage,
         "norm_at": _at(curve["mean_norm"], distances + [ref]),
         "log_gain_at": _at(curve["mean_log_gain"], distances + [ref]),
-        "spectral_radius": max(r["spectral_radius"] for r in spectra),
-        "max_singular_value": max(r["max_singular_value"] for r in spectra),
+        # None for minGRU and minLSTM: no recurrent matrix to measure
+        "spectral_radius": max((r["spectral_radius"] for r in spectra), default=None),
+        "max_singular_value": max((r["max_singular_value"] for r in spectra),
+                                  default=None),
         **extra})
     curves.append({"cell": cell, "stage": stage, "mean_norm": curve["mean_norm"].tolist()})
     logging.info("cells %s (%s): norm at %d = %s", cell, stage, ref, rows[-1]["norm_at"][str(ref)])

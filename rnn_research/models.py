@@ -30,12 +30,15 @@ def cell_factory(cell: str, hidden_size: int, cell_options: dict | None = None,
   ``init_scale > 0`` initialises every kernel uniform(-s, s), as Zaremba et
   al. 2014 do; otherwise the cell's own initialisers (LeCun-normal input
   kernel, orthogonal recurrent kernel) are used. Biases start at zero (plus
-  the LSTM's ``forget_bias``).
+  the LSTM's ``forget_bias``). The LRU has neither option and always starts
+  from its paper's initialisation.
   """
   options = dict(cell_options or {})
-  if init_scale > 0:
-    options.setdefault("kernel_init", cells_lib.uniform_init(init_scale))
-    options.setdefault("recurrent_kernel_init", cells_lib.uniform_init(init_scale))
+  if init_scale > 0:  # the kernels this cell has (the LRU keeps its paper's init)
+    fields = cells_lib.cell_fields(cell) if cell in cells_lib.CELLS else ()
+    for field in ("kernel_init", "recurrent_kernel_init"):
+      if field in fields:
+        options.setdefault(field, cells_lib.uniform_init(init_scale))
   cells_lib.get_cell(cell, hidden_size=hidden_size, dtype=dtype, **options)  # validate now
   return functools.partial(cells_lib.get_cell, cell, hidden_size=hidden_size,
                            dtype=dtype, **options)

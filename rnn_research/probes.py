@@ -246,12 +246,23 @@ def recurrent_spectra(params: Any) -> list[dict[str, Any]]:
   Each ``recurrent_kernel`` (H, G*H) is split into its G square gate blocks
   (gate names as in ``cells``: h; r, u, h; i, f, c, o).
 
+  The LRU's recurrence is the diagonal matrix diag(lambda), lambda =
+  exp(-exp(nu) + i exp(theta)) (``cells.LRUCell``): one row per layer, path
+  '.../cell/nu_log', gate 'lambda', whose spectral radius and largest
+  singular value are both max |lambda|. minGRU and minLSTM have no recurrent
+  matrix (their a_t depends on x_t alone) and give no row.
+
   Returns:
     One dict per block: ``path`` ('rnn/layer_0/cell/recurrent_kernel'),
     ``gate``, ``spectral_radius``, ``max_singular_value``.
   """
   rows = []
   for path, kernel in traverse_util.flatten_dict(_unfreeze(params)).items():
+    if path[-1] == "nu_log":  # |lambda| = exp(-exp(nu))
+      radius = float(np.max(np.exp(-np.exp(np.asarray(kernel, np.float64)))))
+      rows.append({"path": "/".join(path), "gate": "lambda", "spectral_radius": radius,
+                   "max_singular_value": radius})
+      continue
     if path[-1] != "recurrent_kernel":
       continue
     kernel = np.asarray(kernel, np.float64)

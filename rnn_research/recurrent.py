@@ -12,6 +12,14 @@ gives the loop W as a constant and a zero offset ``z_t`` added to the product,
 whose gradient is the product's; W's gradient is then ``sum_t h_{t-1}^T dz_t``,
 one (H, T*B) x (T*B, G*H) product after the backward loop (as cuDNN does).
 
+Cells whose recurrence is linear in the state (``cell.linear_recurrence``:
+minGRU, minLSTM, LRU; h_t = a_t h_{t-1} + b_t with a_t, b_t from x_t alone)
+need no sequential loop at all: the layer computes every (a_t, b_t) from the
+projected inputs and composes them with ``jax.lax.associative_scan``
+(``linear_scan``, or ``log_linear_scan`` in log space), O(log T) deep.
+Generation and truncated BPTT run the same layer on each window or token
+with the carry in and out, which is the cell's own ``step`` for T = 1.
+
 All layers are batch-major, (B, T, F), and return ``(outputs, carry)``, like
 PyTorch's ``(output, h_n)``.
 """
@@ -26,9 +34,12 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from rnn_research import cells as cells_lib
-from rnn_research.cells import _FusedCell
+from rnn_research.cells import _ProjectedCell
 
 Array = jax.Array
+# log b_t past a sequence's end (b = 0). Finite, unlike -inf, so that
+# logaddexp of two such entries has a finite gradient; exp of it is exactly 0.
+_LOG_ZERO = -1e30
 
 CONNECTIONS = ("none", "residual", "dense", "highway")
 MERGES = ("concat", "sum")
@@ -50,7 +61,7 @@ def reverse_within_lengths(x: Array, lengths: Array | None) -> Array:
   return jnp.take_along_axis(x, idx, axis=1)
 
 
-def _scan_body(cell: _FusedCell, carry, xs):
+def _scan_body(cell: _ProjectedCell, carry, xs):
   """One time step. ``xs`` = (projected input, mask or None, perturbation or None)."""
   px, mask, delta = xs
   new_carry, y = cell.step(carry, px)
@@ -58,7 +69,14 @@ def _scan_body(cell: _FusedCell, carry, xs):
     keep = lambda new, old: jnp.where(mask[:, None], new, old)
     new_carry = jax.tree.map(keep, new_carry, carry)
     y = jnp.where(mask[:, None], y, 0.0)
-  if delta is not None:
+  if delta is not None and cell.linear_recurrence:
+    # The output is read from the perturbed state (for minGRU and minLSTM
+    # the state itself, as below).
+    new_carry = jax.tree.map(jnp.add, new_carry, delta)
+    y = cell.readout(cell.state(new_carry), px)
+    if mask is not None:
+      y = jnp.where(mask[:, None], y, 0.0)
+  elif delta is not None:
     new_carry = jax.tree.map(jnp.add, new_carry, delta)
     # The output is the hidden state, the carry's last leaf (h, or h of the
     # LSTM's (c, h)): it must carry the perturbation too, or dJ(i)/dh(i) at
@@ -110,6 +128,41 @@ def _scan_hoisting_weight_grad(step, kernel, others, px, carry0, unroll, dtype):
   return run(kernel, others, px, carry0)
 
 
+def _compose(earlier, later):
+  """(a, b) then (a', b'): h -> a' (a h + b) + b' = (a' a) h + (a' b + b')."""
+  a, b = earlier
+  a2, b2 = later
+  return a2 * a, a2 * b + b2
+
+
+def _log_compose(earlier, later):
+  """``_compose`` of (log a, log b) pairs, for b > 0."""
+  la, lb = earlier
+  la2, lb2 = later
+  return la + la2, jnp.logaddexp(la2 + lb, lb2)
+
+
+def linear_scan(a: Array, b: Array, h0: Array) -> Array:
+  """Every h_t of h_t = a_t h_{t-1} + b_t: a, b (B, T, S), h0 (B, S) -> (B, T, S).
+
+  One associative scan of the pairs (a_t, b_t) gives (prod_{k<=t} a_k,
+  h_t for h_0 = 0); h_0 enters through the first.
+  """
+  a_prod, h = jax.lax.associative_scan(_compose, (a, b), axis=1)
+  return a_prod * h0[:, None] + h
+
+
+def log_linear_scan(log_a: Array, log_b: Array, h0: Array) -> Array:
+  """``linear_scan`` from log a_t and log b_t (b_t > 0), Feng et al. 2024's form.
+
+  log h_t (for h_0 = 0) = a*_t + logcumsumexp_{k<=t}(log b_k - a*_k), with
+  a*_t = sum_{k<=t} log a_k, computed pairwise by the associative scan (no
+  large a*_t is ever subtracted). h_0 (any sign) is added outside the log.
+  """
+  log_a_sum, log_h = jax.lax.associative_scan(_log_compose, (log_a, log_b), axis=1)
+  return jnp.exp(log_a_sum) * h0[:, None] + jnp.exp(log_h)
+
+
 class Recurrent(nn.Module):
   """One recurrent layer over a (B, T, D) sequence.
 
@@ -122,6 +175,11 @@ class Recurrent(nn.Module):
       docstring), for cells with ``single_recurrent_product`` and calls
       without ``lengths`` or ``carry_perturbation``; the gradient is the same
       up to float rounding. False always uses the per-step form.
+    parallel: for cells with ``linear_recurrence``, compute the sequence with
+      an associative scan (module docstring), in log space when the cell has
+      ``log_space`` and no ``carry_perturbation`` is given (log space needs
+      b_t > 0). False runs them step by step like the other cells (the
+      reference the parallel form is tested against).
 
   Call arguments:
     inputs: (B, T, D).
@@ -138,10 +196,11 @@ class Recurrent(nn.Module):
     (outputs (B, T, H), final carry).
   """
 
-  cell: _FusedCell
+  cell: _ProjectedCell
   reverse: bool = False
   unroll: int = 1
   hoist_weight_grad: bool = True
+  parallel: bool = True
 
   @nn.compact
   def __call__(self, inputs: Array, initial_carry=None, lengths: Array | None = None,
@@ -165,6 +224,11 @@ class Recurrent(nn.Module):
     mask = None
     if lengths is not None:
       mask = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    if self.parallel and self.cell.linear_recurrence:
+      carry, outputs = self._parallel(px, initial_carry, mask, carry_perturbation)
+      if self.reverse:
+        outputs = reverse_within_lengths(outputs, lengths)
+      return outputs, carry
     scan = nn.scan(
         _scan_body,
         variable_broadcast="params",
@@ -199,6 +263,37 @@ class Recurrent(nn.Module):
         step, kernel, params, jnp.swapaxes(px, 0, 1), initial_carry, self.unroll,
         self.cell.dtype)
     return carry, jnp.swapaxes(outputs, 0, 1)
+
+
+  def _parallel(self, px, initial_carry, mask, carry_perturbation):
+    """All steps of a linear-recurrence cell at once; (B, T, ...) in and out.
+
+    The same as ``_scan_body`` step after step: past a sequence's end a_t = 1
+    and b_t = 0 (the state holds) and outputs are zero; a perturbation is
+    added to b_t, i.e. to the state after step t.
+    """
+    cell = self.cell
+    h0 = cell.state(initial_carry)  # (B, S)
+    live = None if mask is None else mask[:, :, None]  # (B, T, 1)
+    if cell.log_space and carry_perturbation is None:
+      log_a, log_b = cell.log_coefficients(px)
+      if live is not None:
+        log_a = jnp.where(live, log_a, 0.0)
+        log_b = jnp.where(live, log_b, _LOG_ZERO)
+      states = log_linear_scan(log_a, log_b, h0)
+    else:
+      a, b = cell.coefficients(px)
+      a = jnp.broadcast_to(a, b.shape)  # (B, T, S): the LRU's lambda is (S,)
+      if live is not None:
+        a = jnp.where(live, a, 1.0)
+        b = jnp.where(live, b, 0.0)
+      if carry_perturbation is not None:
+        b = b + cell.state(carry_perturbation)
+      states = linear_scan(a, b, h0)  # (B, T, S)
+    outputs = cell.readout(states, px)
+    if live is not None:
+      outputs = jnp.where(live, outputs, 0.0)
+    return cell.carry_of(states[:, -1]), outputs
 
 
 class Bidirectional(nn.Module):
@@ -259,7 +354,7 @@ class StackedRNN(nn.Module):
   tuple of every layer's outputs (the per-step hidden states, for probes).
   """
 
-  cell_factory: Callable[[], _FusedCell]
+  cell_factory: Callable[[], _ProjectedCell]
   num_layers: int = 1
   bidirectional: bool = False
   merge: str = "concat"

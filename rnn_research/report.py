@@ -223,7 +223,20 @@ def _spectral_md(r: dict) -> list[str]:
           f"{len(r['distance']) - 1}, natural log per step.", "",
           metrics_lib.markdown_table(
               ["activation", "rho", "theory log(rho)", "measured slope",
-               "measured - theory", "max singular value"], rows)]
+               "measured - theory", "max singular value"], rows)] + _spectral_lru_md(r)
+
+
+def _spectral_lru_md(r: dict) -> list[str]:
+  if not r.get("lru_slopes"):
+    return []
+  rows = [[s["modulus"], _fmt(s["theory_slope"], 4), _fmt(s["measured_slope"], 4),
+           _fmt(s["measured_slope"] - s["theory_slope"], 2)
+           if s["measured_slope"] is not None else "-"] for s in r["lru_slopes"]]
+  return ["", f"LRU (Orvieto et al. 2023), {r['hidden_size']} units, every eigenvalue "
+          "modulus |lambda| = r (phases spread); the same fit.", "",
+          metrics_lib.markdown_table(
+              ["|lambda|", "theory log|lambda|", "measured slope", "measured - theory"],
+              rows)]
 
 
 def _cells_md(r: dict) -> list[str]:

@@ -204,3 +204,19 @@ def test_lm_agreement_refuses_a_start_token_outside_the_vocabulary(tiny_lm):
   item = data_lib.AgreementItem(("the",), False, 0, "runs", "run")
   with pytest.raises(DataError, match="<s>"):
     agreement.lm_agreement(model, params, vocab, [item], bos="<s>")
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm", "lru"])
+def test_linear_recurrence_cells_train_and_read_only_the_real_prefix(cell):
+  """The agreement study's classifier by cell name: training runs, and batched
+  (padded) predictions equal each item alone, so lengths masking holds."""
+  config = tiny_config(max_steps=3, num_epochs=1, eval_every_steps=0, patience=0)
+  _, vocab, enc = toy_data()
+  model, params, summary = agreement.train_classifier(config, cell, len(vocab), enc, enc)
+  assert summary["train_steps"] == 3
+  batched = agreement.predict_logits(model, params, enc, batch_size=8)
+  length = int(np.median(enc.lengths))
+  picks = np.flatnonzero(enc.lengths == length)[:3]
+  alone = jax.jit(model.apply)({"params": params}, enc.tokens[picks, :length],
+                               enc.lengths[picks])
+  np.testing.assert_allclose(batched[picks], alone, rtol=1e-5, atol=1e-5)

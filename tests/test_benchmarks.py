@@ -101,3 +101,16 @@ def test_ab_step_times_the_default_against_the_per_step_weight_gradient(capsys):
   assert record["default_ms"] > 0 and record["variant_ms"] > 0
   # The same computation up to float rounding: the same training losses.
   assert record["variant_loss"] == pytest.approx(record["default_loss"], rel=1e-5)
+
+
+def test_parallel_scan_benchmark_reports_ratios_to_our_gru(capsys):
+  bench = load_script("parallel_scan")
+  (result,) = bench.main(["--bptt=6", "--cells=gru,mingru", "--batch=2", "--hidden=8",
+                          "--vocab=20", "--steps=1", "--warmup=0", "--repeats=1",
+                          "--json"])
+  record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert record == json.loads(json.dumps(result))
+  assert set(record["tok_s"]) == {"gru", "mingru", "torch_gru"}
+  assert record["ratio_to_our_gru"]["gru"] == 1.0
+  assert record["ratio_to_our_gru"]["mingru"] == pytest.approx(
+      record["tok_s"]["mingru"] / record["tok_s"]["gru"])

@@ -227,3 +227,97 @@ def test_a_cell_with_its_own_step_is_never_run_without_it():
   assert not Peephole(4).single_recurrent_product
   assert cells.GRUCell(4, reset_after=True).single_recurrent_product
   assert not cells.GRUCell(4).single_recurrent_product
+
+
+# --- linear recurrences: minGRU, minLSTM, LRU ----------------------------------
+
+
+def np_g(a):
+  return np.where(a >= 0, a + 0.5, sigmoid(a))
+
+
+def test_g_and_log_g_are_the_papers_activation():
+  a = np.linspace(-30.0, 30.0, 121)
+  np.testing.assert_allclose(cells.g_activation(jnp.asarray(a)), np_g(a), rtol=1e-6)
+  np.testing.assert_allclose(cells.log_g_activation(jnp.asarray(a)), np.log(np_g(a)),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_mingru_matches_equation():
+  cell = cells.MinGRUCell(H)
+  x, h, variables, p = setup_cell(cell)
+  new_h, y = cell.apply(variables, h, x)
+  pre = np.asarray(x, np.float64) @ p["input"]["kernel"] + p["input"]["bias"]
+  z = sigmoid(pre[:, :H])
+  want = (1.0 - z) * np.asarray(h) + z * np_g(pre[:, H:])
+  np.testing.assert_allclose(new_h, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_minlstm_matches_equation():
+  cell = cells.MinLSTMCell(H)
+  x, h, variables, p = setup_cell(cell)
+  new_h, y = cell.apply(variables, h, x)
+  pre = np.asarray(x, np.float64) @ p["input"]["kernel"] + p["input"]["bias"]
+  f, i = sigmoid(pre[:, :H]), sigmoid(pre[:, H:2 * H])
+  want = f / (f + i) * np.asarray(h) + i / (f + i) * np_g(pre[:, 2 * H:])
+  np.testing.assert_allclose(new_h, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("d_in", [H, D])  # diagonal D (the paper's) or a dense one
+def test_lru_matches_equation(d_in):
+  cell = cells.LRUCell(H, state_size=3)
+  x = jax.random.normal(jax.random.key(10), (B, d_in))
+  carry = random_carry(cell, 20)
+  variables = random_variables(cell, carry, x)
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+  new_carry, y = cell.apply(variables, carry, x)
+  n = 3
+  lam = np.exp(-np.exp(p["nu_log"]) + 1j * np.exp(p["theta_log"]))
+  b_mat = (p["input"]["kernel"][:, :n] + 1j * p["input"]["kernel"][:, n:]).T  # (N, D_in)
+  c_mat = (p["output_kernel"][:n] + 1j * p["output_kernel"][n:]).T  # (H, N)
+  s = np.asarray(carry[:, :n]) + 1j * np.asarray(carry[:, n:])
+  xs = np.asarray(x, np.float64)
+  s = lam * s + np.exp(p["gamma_log"]) * (xs @ b_mat.T)
+  skip = p["skip"]["scale"] * xs if d_in == H else xs @ p["skip"]["kernel"]
+  want_y = (s @ c_mat.T).real + skip
+  np.testing.assert_allclose(new_carry, np.concatenate([s.real, s.imag], -1),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-5)
+
+
+def test_lru_init_is_uniform_on_the_ring_with_gamma_normalisation():
+  r_min, r_max, max_phase, n = 0.4, 0.9, 3.0, 4000
+  cell = cells.LRUCell(2, state_size=n, r_min=r_min, r_max=r_max, max_phase=max_phase)
+  params = cell.init(jax.random.key(0), cell.initialize_carry(None, (1, 2)),
+                     jnp.ones((1, 2)))["params"]
+  lam = np.asarray(cell.apply({"params": params}, method=cell.eigenvalues))
+  modulus = np.abs(lam)
+  assert r_min <= modulus.min() and modulus.max() <= r_max
+  # Uniform in area: |lambda|^2 uniform on [r_min^2, r_max^2] (not |lambda| uniform).
+  sq = (modulus ** 2 - r_min ** 2) / (r_max ** 2 - r_min ** 2)
+  assert np.histogram(sq, bins=4, range=(0, 1))[0].min() > 0.9 * n / 4
+  assert abs(np.mean(modulus) - np.mean(np.sqrt(np.linspace(r_min**2, r_max**2, n)))) < 0.01
+  phase = np.exp(np.asarray(params["theta_log"]))
+  assert 0 <= phase.min() and phase.max() <= max_phase and abs(phase.mean() - 1.5) < 0.05
+  np.testing.assert_allclose(np.exp(params["gamma_log"]), np.sqrt(1 - modulus ** 2),
+                             rtol=1e-5)
+
+
+def test_lru_refuses_a_ring_outside_the_unit_disc():
+  cell = cells.LRUCell(2, r_min=0.5, r_max=1.2)
+  with pytest.raises(ValueError, match="r_min <= r_max <= 1"):
+    cell.init(jax.random.key(0), cell.initialize_carry(None, (1, 2)), jnp.ones((1, 2)))
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_log_coefficients_are_the_logs_of_the_coefficients(name):
+  cell = cells.get_cell(name, hidden_size=H)
+  px = 4.0 * jax.random.normal(jax.random.key(0), (B, cell.num_gates * H))
+  variables = cell.init(jax.random.key(1), cell.initialize_carry(None, (B, D)),
+                        jnp.ones((B, D)))
+  a, b = cell.apply(variables, px, method=cell.coefficients)
+  log_a, log_b = cell.apply(variables, px, method=cell.log_coefficients)
+  np.testing.assert_allclose(np.exp(log_a), a, rtol=1e-5)
+  np.testing.assert_allclose(np.exp(log_b), b, rtol=1e-5)

@@ -172,3 +172,28 @@ def test_a_workdir_of_another_study_is_refused_and_left_alone(runs):
   with pytest.raises(ValueError, match="holds another run"):
     gradient_studies.run(config, str(workdir))
   assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
+
+
+def test_spectral_lru_slopes_are_log_of_the_eigenvalue_modulus(runs):
+  workdir, results = runs("spectral")
+  on_disk = json.loads((workdir / "results.json").read_text())
+  assert [s["modulus"] for s in on_disk["lru_slopes"]] == [0.5, 0.9]
+  for s in on_disk["lru_slopes"]:
+    assert s["theory_slope"] == pytest.approx(math.log(s["modulus"]))
+    assert s["max_modulus"] == pytest.approx(s["modulus"], rel=1e-6)
+    assert s["measured_slope"] == pytest.approx(s["theory_slope"], abs=0.02)
+  assert "theory log|lambda|" in (workdir / "results.md").read_text()
+
+
+def test_cells_study_probes_the_linear_recurrence_cells(tmp_path):
+  config = gradients_config.get_config("test")
+  config.variant = "cells"
+  config.cells.cells = "rnn_tanh,mingru,minlstm,lru"
+  config.cells.train = False
+  results = gradient_studies.run(config, str(tmp_path))
+  rows = {r["cell"]: r for r in results["rows"]}
+  assert rows["mingru"]["spectral_radius"] is None  # no recurrent matrix
+  assert 0.0 < rows["lru"]["spectral_radius"] < 1.0  # max |lambda|
+  for cell in ("mingru", "minlstm", "lru"):
+    assert all(v is not None and v > 0 for v in rows[cell]["norm_at"].values())
+  assert set(results["ratio_to_elman_at_reference"]["init"]) == {"mingru", "minlstm", "lru"}

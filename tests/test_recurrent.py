@@ -158,6 +158,8 @@ def test_unroll_4_equals_unroll_1(reverse):
 
 
 def carry_shapes(name, batch=B):
+  if name == "lru":  # (Re s, Im s) of its complex state, N = H
+    return (batch, 2 * H)
   return ((batch, H), (batch, H)) if name == "lstm" else (batch, H)
 
 
@@ -385,3 +387,111 @@ def test_hoisted_weight_gradient_in_bfloat16_is_close_to_per_step():
   # difference observed 2.2e-3, on entries up to 0.71).
   np.testing.assert_allclose(kernel(grads[True]), kernel(grads[False]), rtol=0.01, atol=5e-3)
   assert float(jnp.max(jnp.abs(kernel(grads[True])))) > 0.05
+
+
+# --- linear recurrences: the associative scan against the step ------------------
+
+LINEAR_CELLS = {
+    "mingru": functools.partial(cells.MinGRUCell, H),
+    "mingru_plain": functools.partial(cells.MinGRUCell, H, log_space=False),
+    "minlstm": functools.partial(cells.MinLSTMCell, H),
+    "lru": functools.partial(cells.LRUCell, H, state_size=3),
+}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name", sorted(LINEAR_CELLS))
+def test_parallel_scan_equals_python_loop_of_the_step(name, reverse):
+  cell = LINEAR_CELLS[name]()
+  assert cell.linear_recurrence
+  layer = Recurrent(cell, reverse=reverse)
+  xs = inputs()
+  carry = random_carry(cell)
+  variables = random_variables(layer, xs, carry, LENGTHS)
+  got, got_carry = jax.jit(layer.apply)(variables, xs, carry, LENGTHS)
+  loop_xs = np_reverse_within_lengths(xs, LENGTHS) if reverse else xs
+  want, want_carry = loop_reference(cell, variables["params"]["cell"], loop_xs, LENGTHS, carry)
+  if reverse:
+    want = np_reverse_within_lengths(want, LENGTHS)
+  assert_trees_close(got, want, atol=1e-5)
+  assert_trees_close(got_carry, want_carry, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR_CELLS))
+def test_parallel_gradients_equal_the_sequential_scans(name, reverse=True):
+  """Gradients of outputs and final carry with respect to parameters, inputs,
+  initial carry and carry perturbations: associative scan vs ``nn.scan`` of the
+  step, reversed within lengths (reversal and masking are both on the path)."""
+  cell = LINEAR_CELLS[name]()
+  xs = inputs()
+  carry = random_carry(cell)
+  perturbation = jax.tree.map(lambda c: np.zeros((B, T) + c.shape[1:], np.float32), carry)
+  variables = random_variables(Recurrent(cell), xs, carry, LENGTHS)
+  w_out = inputs(5, (B, T, H))
+  w_carry = random_carry(cell, seed=9)
+
+  def loss(parallel, params, xs, carry, perturbation, use_perturbation):
+    layer = Recurrent(cell, reverse=reverse, parallel=parallel)
+    out, final = layer.apply({"params": params}, xs, carry, LENGTHS,
+                             perturbation if use_perturbation else None)
+    return jnp.sum(out * w_out) + jnp.sum(final * w_carry)
+
+  for use_perturbation in (False, True):  # log space only runs without one
+    grads = [jax.jit(jax.grad(functools.partial(loss, parallel), argnums=(0, 1, 2, 3)),
+                     static_argnums=4)(variables["params"], xs, carry, perturbation,
+                                       use_perturbation)
+             for parallel in (True, False)]
+    assert_trees_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def test_log_space_equals_plain_form_on_long_sequences():
+  """Over 2048 steps the two forms of the minGRU scan agree, values and gradients."""
+  xs = inputs(3, (2, 2048, D))
+  variables = random_variables(Recurrent(cells.MinGRUCell(H)), xs, scale=2.0)
+
+  def run(log_space, params, xs):
+    out, carry = Recurrent(cells.MinGRUCell(H, log_space=log_space)).apply(
+        {"params": params}, xs)
+    return jnp.sum(out ** 2) + jnp.sum(carry), (out, carry)
+
+  results = [jax.jit(jax.value_and_grad(functools.partial(run, log_space), has_aux=True))(
+      variables["params"], xs) for log_space in (True, False)]
+  (_, (out_log, carry_log)), grads_log = results[0]
+  (_, (out_plain, carry_plain)), grads_plain = results[1]
+  assert np.all(np.asarray(out_log) > 0)  # g > 0 keeps the state positive
+  assert_trees_close(out_log, out_plain, rtol=1e-4, atol=1e-5)
+  assert_trees_close(carry_log, carry_plain, rtol=1e-4, atol=1e-5)
+  assert_trees_close(grads_log, grads_plain, rtol=1e-3, atol=1e-4)
+
+
+def test_carried_state_across_windows_equals_one_pass():
+  """Truncated BPTT and generation: windows of 1 and 3 steps with the carry in
+  and out give the one-pass outputs."""
+  cell = cells.MinLSTMCell(H)
+  layer = Recurrent(cell)
+  xs = inputs()
+  variables = random_variables(layer, xs)
+  want, want_carry = layer.apply(variables, xs)
+  for width in (1, 3):
+    carry, outs = None, []
+    for start in range(0, T, width):
+      out, carry = layer.apply(variables, xs[:, start:start + width], carry)
+      outs.append(out)
+    assert_trees_close(jnp.concatenate(outs, axis=1), want)
+    assert_trees_close(carry, want_carry)
+
+
+def test_lru_perturbation_gradient_decays_as_the_eigenvalue_modulus():
+  """dJ/d s_{t-l} = lambda^l dJ/d s_t per unit: with one modulus r on the ring, the
+  perturbation gradient's norm falls by exactly r per step."""
+  r = 0.8
+  cell = cells.LRUCell(H, state_size=3, r_min=r, r_max=r)
+  layer = Recurrent(cell)
+  xs = inputs()
+  variables = layer.init(jax.random.key(0), xs)
+  zeros = np.zeros((B, T, 6), np.float32)
+  w_out = inputs(5, (B, T, H))[:, -1]
+  grad = jax.grad(lambda d: jnp.sum(layer.apply(variables, xs, None, None, d)[0][:, -1]
+                                    * w_out))(zeros)  # only the last output
+  norms = np.linalg.norm(np.asarray(grad), axis=-1)  # (B, T)
+  np.testing.assert_allclose(norms[:, :-1] / norms[:, 1:], r, rtol=1e-4)

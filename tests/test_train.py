@@ -543,3 +543,14 @@ def test_recorded_step_gradients_leave_training_unchanged(reference_run, tmp_pat
   assert np.isfinite(norms).all() and (norms > 0).all()
   # The last position's state feeds one prediction; earlier ones feed more.
   assert norms[0, 0] > norms[0, -1]
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm", "lru"])
+def test_language_model_study_trains_the_linear_recurrence_cells(cell, tmp_path):
+  """The LM study by cell name (configs/test.py's LSTM options cleared)."""
+  config = tiny_config(**{"model.cell": cell, "num_epochs": 1})
+  config.model.cell_options = {}
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert results["steps"] > 0
+  assert 1.0 < results["valid_ppl"] < 1e4 and 1.0 < results["test_ppl"] < 1e4
+  assert json.loads((tmp_path / "config.json").read_text())["model"]["cell"] == cell

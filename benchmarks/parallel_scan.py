@@ -1,0 +1,141 @@
+r"""Training throughput of the parallel (associative-scan) cells against the sequential ones.
+
+At each BPTT length the same 2-layer language model (embedding -> 2 recurrent
+layers -> softmax, SGD, global-norm clipping, carry passed across batches)
+trains with each of our cells (``--cells``: by default LSTM, GRU, minGRU,
+minLSTM and the LRU, all of ``--hidden`` units) and with PyTorch's
+``nn.GRU``, all in one process on the same random batches, in alternating
+blocks of ``--steps`` steps after warm-up, ``--repeats`` times. Ratios are
+the median over blocks of (cell's tokens/s / our GRU's tokens/s) in the same
+block round, so a load change on a shared machine hits both sides of a ratio.
+Our side is ``lm_throughput.Ours`` (the real ``rnn_research.train`` step),
+PyTorch's ``lm_throughput.Torch``.
+
+The default vocabulary is small (256, a byte-level model): with PTB's 10,000
+words the softmax dominates a CPU step and hides the recurrence being
+compared.
+
+    python benchmarks/parallel_scan.py --bptt=35,128,512,2048 --json \
+        --out=benchmarks/results/parallel_scan_cpu.jsonl
+
+prints a table per length and one JSON line per length. docs/parallel_recurrences.md
+has the measured table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+import time
+
+import lm_throughput as lt
+
+from rnn_research import cli  # noqa: E402  (lm_throughput set up the environment first)
+
+# Our cell name -> its cell_options in the benchmark (the GRU as lm_throughput's).
+OPTIONS = {"lstm": {"forget_bias": 0.0}, "gru": {"reset_after": True}, "mingru": {},
+           "minlstm": {}, "lru": {}}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--bptt", default="35,128,512,2048", help="comma-separated lengths")
+  p.add_argument("--cells", default="lstm,gru,mingru,minlstm,lru",
+                 help="our cells (comma-separated; gru is the reference)")
+  p.add_argument("--batch", type=int, default=16)
+  p.add_argument("--hidden", type=int, default=256)
+  p.add_argument("--vocab", type=int, default=256)
+  p.add_argument("--steps", type=int, default=2, help="steps per timed block")
+  p.add_argument("--warmup", type=int, default=1, help="untimed steps after the first")
+  p.add_argument("--repeats", type=int, default=3, help="timed block rounds")
+  p.add_argument("--skip_torch", action="store_true", help="no PyTorch GRU side")
+  p.add_argument("--json", action="store_true", help="one JSON line per length")
+  p.add_argument("--out", default="", help="also append the JSON lines to this file")
+  args = p.parse_args(argv)
+  args.bptt = [int(t) for t in args.bptt.split(",")]
+  args.cells = args.cells.split(",")
+  unknown = [c for c in args.cells if c not in OPTIONS]
+  if unknown or "gru" not in args.cells:
+    p.error(f"--cells must include gru and name only {', '.join(OPTIONS)}; got {args.cells}")
+  return args
+
+
+def make_config(args, cell: str, bptt: int):
+  """configs/ptb.py's small variant (as lm_throughput) at this benchmark's sizes."""
+  base = argparse.Namespace(config="zaremba_small", cell="gru", dtype="float32",
+                            unroll=0, dropout=0.0)
+  c = lt.make_config(base)
+  c.model.cell = cell
+  c.model.cell_options = OPTIONS[cell]
+  c.model.hidden_size = args.hidden
+  c.data.batch_size = args.batch
+  c.data.bptt = bptt
+  return c
+
+
+def one_length(args, bptt: int) -> dict:
+  load_start = os.getloadavg()[0]
+  configs = {cell: make_config(args, cell, bptt) for cell in args.cells}
+  batches = lt.random_batches(configs["gru"], args.vocab)
+  sides = {}
+  for cell, config in configs.items():
+    sides[cell] = lt.Ours(config, args.vocab, batches)
+  if not args.skip_torch:
+    sides["torch_gru"] = lt.Torch(configs["gru"], args.vocab, batches, "gru", "float32")
+  first = {name: lt.first_step(s) for name, s in sides.items()}
+  for s in sides.values():
+    s.run(args.warmup)
+  names = list(sides)
+  tok_s = {name: [] for name in names}
+  tokens = args.steps * args.batch * bptt
+  for r in range(args.repeats):
+    for name in (names if r % 2 == 0 else names[::-1]):  # alternate who goes first
+      tok_s[name].append(tokens / sides[name].run(args.steps))
+  ratios = {name: statistics.median(a / g for a, g in zip(tok_s[name], tok_s["gru"]))
+            for name in names}
+  return {
+      "bptt": bptt, "batch": args.batch, "hidden": args.hidden, "vocab": args.vocab,
+      "layers": configs["gru"].model.num_layers, "steps": args.steps,
+      "repeats": args.repeats,
+      "tok_s": {name: statistics.median(v) for name, v in tok_s.items()},
+      "tok_s_all": tok_s, "ratio_to_our_gru": ratios,
+      "first_step_s": first,
+      "params": {name: int(s.num_params) for name, s in sides.items()},
+      "loss": {name: s.loss() for name, s in sides.items()},
+      "device": lt.device_name(), "versions": lt.versions(),
+      "loadavg_1min": [load_start, os.getloadavg()[0]],  # other users of the CPU
+      "command": " ".join(["python", "benchmarks/parallel_scan.py"] + sys.argv[1:]),
+      "date": datetime.datetime.now().isoformat(timespec="seconds"),
+  }
+
+
+def main(argv=None) -> list[dict]:
+  args = parse_args(argv)
+  cli.retain_freed_memory()  # as lm_throughput's default (--malloc=retain)
+  results = []
+  for bptt in args.bptt:
+    r = one_length(args, bptt)
+    if argv is not None:
+      r["command"] = " ".join(["python", "benchmarks/parallel_scan.py"] + list(argv))
+    print(f"T={bptt} (B={args.batch}, H={args.hidden}, V={args.vocab}) on {r['device']}, "
+          f"load {r['loadavg_1min'][0]:.1f} -> {r['loadavg_1min'][1]:.1f}")
+    for name in r["tok_s"]:
+      print(f"  {name:10s} {r['tok_s'][name]:>12,.0f} tok/s  x{r['ratio_to_our_gru'][name]:.2f}"
+            f" our GRU  (first step {r['first_step_s'][name]:.1f} s, "
+            f"{r['params'][name]:,} params)")
+    line = json.dumps(r)
+    if args.out:
+      with open(args.out, "a") as f:
+        f.write(line + "\n")
+    if args.json:
+      print(line, flush=True)
+    results.append(r)
+  return results
+
+
+if __name__ == "__main__":
+  main()
