@@ -377,6 +377,11 @@ def cell_option_rules() -> dict[str, Rule]:
       "forget_bias": Float(),  # lstm
       "activation": Choice(cells.ACTIVATIONS, "activation"),  # elman
       "reset_after": Bool(),  # gru
+      "log_space": Bool(),  # mingru, minlstm
+      "state_size": Int(0, note="0 = hidden_size"),  # lru
+      "r_min": Float(0.0, 1.0),  # lru; r_min <= r_max is the cell's own check
+      "r_max": Float(0.0, 1.0),  # lru
+      "max_phase": Float(above=0.0),  # lru
   }
 
 
@@ -589,6 +594,7 @@ def gradients_schema() -> Schema:
           "batch_size": POSITIVE,
           "seq_len": Int(2),
           "fit_from": Int(0),
+          "lru_moduli": ListOf(Float(above=0.0, below=1.0)),  # '' = no LRU curves
       }, checks=(_below("fit_from", "seq_len", offset=1),)),
       "cells": Schema({
           "cells": cell_list,
