@@ -119,6 +119,16 @@ def test_long_range_reports_error_against_t_per_task_and_model_with_curves(runs)
   assert "| baseline | 0.167 | - |" in md and "## copy" in md
 
 
+def test_long_range_default_and_full_grids_are_valid_plans():
+  default = gradient_studies._long_range_plan(gradients_config.get_config("long_range"))
+  full = gradient_studies._long_range_plan(gradients_config.get_config("long_range_full"))
+  assert {(task.name, cell, init) for task, cell, init, _ in default} == {
+      (t, c, i) for t in ("adding", "copy", "recall") for c, i in (
+          ("rnn_tanh", "default"), ("rnn_relu", "identity"), ("lstm", "default"),
+          ("lstm", "chrono"), ("gru", "chrono"))}
+  assert sorted({t for *_, t in full}) == [10, 20, 50, 100, 200, 500]
+
+
 def test_long_range_rerun_keeps_finished_runs(runs):
   workdir, first = runs("long_range")
   config = gradients_config.get_config("test")
