@@ -130,7 +130,11 @@ def plot_long_range(results: dict, workdir: pathlib.Path) -> str:
           row_axes[2].semilogy(r["curve"]["step"], _array(r["curve"]["loss"]), color=color,
                                label=model)
     base = sorted({(r["T"], r["baseline"]) for r in rows})
-    row_axes[0].semilogy([b[0] for b in base], [b[1] for b in base], "k:", label="baseline")
+    row_axes[0].semilogy([b[0] for b in base], [b[1] for b in base], "k:_", ms=12,
+                         label="baseline")
+    if max(lengths) >= 5 * min(lengths):
+      row_axes[0].set_xscale("log")
+      row_axes[1].set_xscale("log")
     row_axes[2].axhline(next(r["baseline"] for r in rows if r["T"] == longest), color="k",
                         ls=":", label="baseline")
     row_axes[0].set_title(f"{task}: held-out error after {results['train_steps'][task]} steps")
@@ -276,12 +280,15 @@ def _long_range_md(r: dict) -> list[str]:
            f"{r['eval_size']} held-out sequences. Solved: MSE < {r['solved_mse']:g} (adding), "
            f"accuracy >= {r['solved_accuracy']:g} on the answers (copy: the 10 copied "
            "symbols; recall: the symbol T steps back), in every seed. Each entry: mean "
-           "error (seeds solved / seeds).", ""]
+           "error (seeds solved / seeds; a diverged seed has a non-finite error and no "
+           "mean).", ""]
 
   def error(row):
     acc = f", acc {row['accuracy']:.2f}" if row.get("accuracy") is not None else ""
     solved = row["solved_by_seed"]
-    return f"{_fmt(row['error'])}{acc} ({sum(solved)}/{len(solved)})"
+    diverged = sum(e is None for e in row["error_by_seed"])
+    note = f", {diverged} diverged" if diverged else ""
+    return f"{_fmt(row['error'])}{acc} ({sum(solved)}/{len(solved)}{note})"
 
   def share(row):
     return f"{_fmt(row['grad_share_init'])} -> {_fmt(row['grad_share_final'])}"
