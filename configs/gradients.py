@@ -22,11 +22,16 @@ measured numbers):
         --config.lm.data.source=local \\
         --workdir=runs/gradients_cells_ptb
 
-* ``long_dependency``: recall the token k steps back, for k in {5, 10, 20,
-  30, 40}: accuracy against k for each cell (chance = 1 / vocab_size), and the
-  share of the gradient that reaches the token to recall. Measured: LSTM and
-  GRU perfect up to k = 20 and at chance from 30; Elman erratic (0.33 at 10,
-  0.75 at 20, 0.28 at 40, mean of 3 runs).
+* ``long_range``: the long-memory benchmarks (rnn_research.data.memory_tasks):
+  the adding problem, copy memory and recall k steps back, for each cell x
+  initialisation (tanh Elman, IRNN = rnn_relu/identity, LSTM with forget bias
+  1, LSTM and GRU with chrono initialisation): held-out error and
+  solved-or-not against T beside each task's memoryless baseline, over 3
+  seeds with a fixed step budget, and the share of the gradient reaching the
+  first step at initialisation and after training. The default grid is
+  small (minutes); the runs in docs/gradients.md override tasks, models,
+  lengths and steps on the command line. ``long_range_full`` is the papers'
+  range, T in {10, 20, 50, 100, 200, 500} for every task (hours on 2 cores).
 * ``clipping``: the one-unit RNN of Pascanu et al.'s Fig. 6, h_t = sigmoid(w
   h_{t-1} + b), whose loss over (w, b) has a cliff: SGD without clipping is
   thrown off the cliff onto a plateau, with global-norm clipping it settles
@@ -46,8 +51,8 @@ import ml_collections
 
 from configs import demo
 
-VARIANTS = ("spectral", "cells", "long_dependency", "clipping", "depth", "test")
-STUDIES = VARIANTS[:-1]
+VARIANTS = ("spectral", "cells", "long_range", "clipping", "depth", "long_range_full", "test")
+STUDIES = VARIANTS[:5]
 
 
 def _lm_config() -> ml_collections.ConfigDict:
@@ -78,8 +83,8 @@ def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
   if arg not in VARIANTS:
     raise ValueError(f"unknown gradients variant {arg!r}; valid: {', '.join(VARIANTS)}")
   config = ml_collections.ConfigDict()
-  # Which study runs: spectral, cells, long_dependency, clipping or depth.
-  config.variant = "spectral" if arg == "test" else arg
+  # Which study runs: spectral, cells, long_range, clipping or depth.
+  config.variant = {"test": "spectral", "long_range_full": "long_range"}.get(arg, arg)
   # Seed of initialisation and of the synthetic tasks' data.
   config.seed = 0
   # Language-model runs (cells, depth) and the text that spectral/cells probe
@@ -119,30 +124,41 @@ def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
   config.cells.distances = "1,10,50,100"
   config.cells.reference_distance = 50
 
-  config.long_dependency = ml_collections.ConfigDict()
-  # Cells compared (registry names).
-  config.long_dependency.cells = "rnn_tanh,lstm,gru"
-  # k: the answer is the token k steps before the last input.
-  config.long_dependency.distances = "5,10,20,30,40"
-  # Symbols (chance accuracy = 1 / vocab_size); distractors use the same ones.
-  config.long_dependency.vocab_size = 8
-  # Model: embedding size and units of the one recurrent layer.
-  config.long_dependency.embed_size = 16
-  config.long_dependency.hidden_size = 64
-  # Training: sequences per step and steps per (cell, k).
-  config.long_dependency.batch_size = 64
-  config.long_dependency.train_steps = 600
-  # Independent runs (initialisation and data) per (cell, k), trained side by
-  # side; the table shows their mean accuracy.
-  config.long_dependency.seeds = 3
-  # Held-out sequences for the accuracy.
-  config.long_dependency.eval_size = 1000
-  # Steps between metrics.jsonl lines, which hold the loss and, per time step,
-  # the gradient norm ||dJ/dh_t|| of the step's loss (0 = never).
-  config.long_dependency.log_every_steps = 100
-  # Optimizer (rnn_research.optim fields).
-  config.long_dependency.optim = ml_collections.ConfigDict({
-      "name": "adam", "learning_rate": 1e-2, "clip_norm": 1.0, "schedule": "constant",
+  config.long_range = ml_collections.ConfigDict()
+  # Tasks run (rnn_research.data.memory_tasks): adding, copy, recall.
+  config.long_range.tasks = "adding,copy,recall"
+  # Models 'cell' or 'cell/init' (gradient_studies.INITS: default, identity,
+  # orthogonal, chrono, forget0); rnn_relu/identity is IRNN. 'lstm' has the
+  # cell's forget bias 1.
+  config.long_range.models = "rnn_tanh,rnn_relu/identity,lstm,lstm/chrono,gru/chrono"
+  # Per task: sequence lengths T (recall: k), the fixed step budget of every
+  # run, and the task's own models ('' = long_range.models).
+  for task, lengths in (("adding", "10,50"), ("copy", "10"), ("recall", "10,50")):
+    config.long_range[task] = ml_collections.ConfigDict(
+        {"lengths": lengths, "train_steps": 500, "models": ""})
+  # Units of the one recurrent layer (the papers use 128; 64 fits the CPU).
+  config.long_range.hidden_size = 64
+  # Sequences per training step (Arjovsky et al.: 20); held-out sequences
+  # for the final error.
+  config.long_range.batch_size = 20
+  config.long_range.eval_size = 500
+  # Independent runs (initialisation and data) per (task, model, T), trained
+  # side by side.
+  config.long_range.seeds = 3
+  # Symbols of the recall task (chance accuracy 1 / vocab_size).
+  config.long_range.vocab_size = 8
+  # Solved: held-out MSE below solved_mse (adding), accuracy of the answers
+  # at least solved_accuracy (copy: the 10 copied symbols; recall), every seed.
+  config.long_range.solved_mse = 0.01
+  config.long_range.solved_accuracy = 0.99
+  # Steps between metrics.jsonl lines (learning curves; the first and last
+  # step are always logged; 0 = none).
+  config.long_range.log_every_steps = 25
+  # Time steps per compiled loop iteration (speed only).
+  config.long_range.unroll = 1
+  # Optimizer (rnn_research.optim fields; 'rmsprop' is Arjovsky et al.'s).
+  config.long_range.optim = ml_collections.ConfigDict({
+      "name": "adam", "learning_rate": 3e-3, "clip_norm": 1.0, "schedule": "constant",
       "lr_decay": 1.0, "decay_after_epochs": 0, "momentum": 0.0, "weight_decay": 0.0})
 
   config.clipping = ml_collections.ConfigDict()
@@ -175,6 +191,11 @@ def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
     config.lm.model.hidden_size = 32
     config.lm.max_steps = 150
     config.lm.data.num_train_sentences = 10000
+  if arg == "long_range_full":
+    # The papers' range of T (hours on a 2-core CPU).
+    for task in ("adding", "copy", "recall"):
+      config.long_range[task].lengths = "10,20,50,100,200,500"
+      config.long_range[task].train_steps = 1000
   if arg == "test":
     _shrink(config)
   return config
@@ -204,15 +225,17 @@ def _shrink(config: ml_collections.ConfigDict) -> None:
   config.cells.seq_len = 12
   config.cells.distances = "1,5,10"
   config.cells.reference_distance = 5
-  config.long_dependency.distances = "3"
-  config.long_dependency.cells = "gru"
-  config.long_dependency.hidden_size = 8
-  config.long_dependency.embed_size = 4
-  config.long_dependency.batch_size = 8
-  config.long_dependency.train_steps = 4
-  config.long_dependency.seeds = 2
-  config.long_dependency.eval_size = 16
-  config.long_dependency.log_every_steps = 2
+  lr = config.long_range
+  lr.models = "lstm/chrono"
+  lr.recall.models = "rnn_relu/identity"
+  for task in ("adding", "copy", "recall"):
+    lr[task].lengths = "3"
+    lr[task].train_steps = 3
+  lr.hidden_size = 8
+  lr.batch_size = 4
+  lr.eval_size = 6
+  lr.seeds = 2
+  lr.log_every_steps = 2
   config.clipping.seq_len = 10
   config.clipping.grid = 9
   # On the cliff's face: the gradient's norm is about 19 there, over clip_norm 1.

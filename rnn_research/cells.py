@@ -78,6 +78,46 @@ def uniform_init(scale: float) -> Initializer:
   return init
 
 
+def identity_init(key, shape, dtype=jnp.float32):
+  """The identity matrix (square ``shape``): IRNN's W_h (Le, Jaitly & Hinton 2015)."""
+  del key
+  rows, cols = shape
+  if rows != cols:
+    raise ValueError(f"an identity recurrent kernel must be square, got {shape}")
+  return jnp.eye(rows, dtype=dtype)
+
+
+RECURRENT_INITS: dict[str, Initializer] = {
+    "orthogonal": nn.initializers.orthogonal(),
+    "identity": identity_init,
+}
+"""Recurrent-kernel initialisers by name, for configs (``model.cell_options =
+{'recurrent_kernel_init': 'identity'}``); each applies per gate block."""
+
+
+def resolve_init(init: Initializer | str) -> Initializer:
+  """An initialiser, or its name in ``RECURRENT_INITS``; an unknown name lists them."""
+  if not isinstance(init, str):
+    return init
+  try:
+    return RECURRENT_INITS[init]
+  except KeyError:
+    raise ValueError(f"unknown recurrent_kernel_init {init!r}; valid: "
+                     f"{', '.join(RECURRENT_INITS)}") from None
+
+
+def chrono_bias(key, hidden_size: int, t_max: float) -> Array:
+  """log(U[1, T_max - 1]), (H,): the chrono bias of Tallec & Ollivier 2018.
+
+  A gate sigma(b) = 1 - 1/T keeps a unit's memory for about T steps; with
+  T ~ U[2, T_max], b = log(T - 1). The LSTM's forget gate gets b, its input
+  gate -b; the GRU's update gate (the weight of the candidate) -b.
+  """
+  if not t_max > 2:
+    raise ValueError(f"chrono_t_max must be > 2 (0 = off), got {t_max}")
+  return jnp.log(jax.random.uniform(key, (hidden_size,), jnp.float32, 1.0, t_max - 1.0))
+
+
 def gate_stacked(init: Initializer, num_gates: int) -> Initializer:
   """Applies ``init`` to each gate's (in, H) block of a fused (in, G*H) kernel.
 
@@ -156,13 +196,21 @@ class _FusedCell(_ProjectedCell):
   Subclasses set ``num_gates`` and implement ``step_from_product`` or ``step``.
   """
 
-  recurrent_kernel_init: Initializer = nn.initializers.orthogonal()
+  # An initialiser or a name in RECURRENT_INITS ('orthogonal', 'identity').
+  recurrent_kernel_init: Initializer | str = nn.initializers.orthogonal()
+
+  def __post_init__(self):
+    resolve_init(self.recurrent_kernel_init)  # an unknown name fails at construction
+    t_max = getattr(self, "chrono_t_max", 0.0)
+    if t_max and not t_max > 2:
+      raise ValueError(f"chrono_t_max must be > 2 (0 = off), got {t_max}")
+    super().__post_init__()
 
   def setup(self):
     super().setup()
     self.recurrent_kernel = self.param(
         "recurrent_kernel",
-        gate_stacked(self.recurrent_kernel_init, self.num_gates),
+        gate_stacked(resolve_init(self.recurrent_kernel_init), self.num_gates),
         (self.hidden_size, self.num_gates * self.hidden_size),
         self.param_dtype,
     )
@@ -213,6 +261,11 @@ class ElmanCell(_FusedCell):
   cleanest setting for the vanishing/exploding-gradient studies. W_h starts
   orthogonal (spectral radius 1) by default.
 
+  IRNN (Le, Jaitly & Hinton 2015) is ``activation='relu'`` with
+  ``recurrent_kernel_init='identity'`` (W_h = I) and zero biases (the
+  default): at initialisation the state is carried over unchanged where the
+  units are active.
+
   Example::
 
       cell = ElmanCell(hidden_size=64, activation="tanh")
@@ -252,9 +305,16 @@ class LSTMCell(_FusedCell):
 
   ``forget_bias`` is added to the initial value of b_f (it stays trainable).
   Jozefowicz et al. 2015 recommend 1; Zaremba et al. 2014 used 0.
+
+  ``chrono_t_max`` > 0 is the chrono initialisation of Tallec & Ollivier
+  2018 instead: :math:`b_f \sim \log(\mathcal U[1, T_{max} - 1])` per unit and
+  :math:`b_i = -b_f`, so unit j starts with forget gate 1 - 1/T_j and input
+  gate about 1/T_j, T_j ~ U[2, T_max]: memories of every time scale up to
+  T_max. ``forget_bias`` is then not used.
   """
 
   forget_bias: float = 1.0
+  chrono_t_max: float = 0.0
 
   num_gates = 4
 
@@ -264,6 +324,9 @@ class LSTMCell(_FusedCell):
 
     def init(key, shape, dtype=jnp.float32):
       bias = self.bias_init(key, shape, dtype)
+      if self.chrono_t_max:
+        b_f = chrono_bias(jax.random.fold_in(key, 1), h, self.chrono_t_max).astype(dtype)
+        return bias.at[:h].set(-b_f).at[h:2 * h].set(b_f)
       return bias.at[h:2 * h].add(self.forget_bias)
 
     return init
@@ -303,11 +366,30 @@ class GRUCell(_FusedCell):
   Carry and output are h. Like the LSTM's cell state, h_t is an interpolation
   of h_{t-1} and a candidate: with u near 0 the state (and its gradient)
   passes through unchanged.
+
+  ``chrono_t_max`` > 0: chrono initialisation (Tallec & Ollivier 2018) of the
+  update gate, :math:`b_u = -\log(\mathcal U[1, T_{max} - 1])` per unit, so
+  u_j starts at 1/T_j, T_j ~ U[2, T_max]: the same leak 1/T as the LSTM's
+  input gate (1 - u_j plays its forget gate). b_r and b_h stay zero.
   """
 
   reset_after: bool = False
+  chrono_t_max: float = 0.0
 
   num_gates = 3
+
+  @property
+  def _input_bias_init(self) -> Initializer:
+    h = self.hidden_size
+
+    def init(key, shape, dtype=jnp.float32):
+      bias = self.bias_init(key, shape, dtype)
+      if self.chrono_t_max:
+        b_u = -chrono_bias(jax.random.fold_in(key, 1), h, self.chrono_t_max)
+        return bias.at[h:2 * h].set(b_u.astype(dtype))
+      return bias
+
+    return init
 
   def setup(self):
     super().setup()

@@ -244,11 +244,12 @@ class ListOf(Rule):
 def cell_option_names(cell: str) -> list[str]:
   """The options ``model.cell_options`` may set for registered cell ``cell``:
   the cell class's own attributes (those of every cell, such as hidden_size,
-  dtype and the initialisers, are set by the model)."""
+  dtype and the input initialisers, are set by the model; a named
+  ``recurrent_kernel_init`` is an option)."""
   from rnn_research import cells as cells_lib
   factory = cells_lib.CELLS[cell]
   cls = getattr(factory, "func", factory)
-  shared = set(cells_lib._FusedCell.__dataclass_fields__) | {"parent", "name"}
+  shared = set(cells_lib._ProjectedCell.__dataclass_fields__) | {"parent", "name"}
   return sorted(f for f in cls.__dataclass_fields__ if f not in shared)
 
 
@@ -377,6 +378,8 @@ def cell_option_rules() -> dict[str, Rule]:
       "forget_bias": Float(),  # lstm
       "activation": Choice(cells.ACTIVATIONS, "activation"),  # elman
       "reset_after": Bool(),  # gru
+      "chrono_t_max": Float(0.0, note="0 = off, else > 2"),  # lstm, gru
+      "recurrent_kernel_init": Choice(cells.RECURRENT_INITS, "recurrent_kernel_init"),
       "log_space": Bool(),  # mingru, minlstm
       "state_size": Int(0, note="0 = hidden_size"),  # lru
       "r_min": Float(0.0, 1.0),  # lru; r_min <= r_max is the cell's own check
@@ -574,6 +577,39 @@ def _below(field: str, bound_field: str, offset: int = 0) -> Check:
   return check
 
 
+def _long_range_schema() -> dict:
+  """``long_range`` of the gradient studies (rnn_research.data.memory_tasks).
+
+  Its models are 'cell[/init]' specs, checked by gradient_studies.parse_model
+  before anything trains.
+  """
+  from rnn_research.data import memory_tasks
+  models = Str(note="comma-separated cell[/init], init one of default, identity, "
+               "orthogonal, chrono, forget0")
+  task = lambda min_length: {
+      "lengths": ListOf(Int(min_length), nonempty=True),
+      "train_steps": POSITIVE,
+      "models": Str(note="'' = long_range.models"),
+  }
+  return {
+      "tasks": ListOf(Choice(memory_tasks.TASKS, "task"), nonempty=True),
+      "models": models,
+      "adding": task(2),
+      "copy": task(1),
+      "recall": task(1),
+      "hidden_size": POSITIVE,
+      "batch_size": POSITIVE,
+      "eval_size": POSITIVE,
+      "seeds": POSITIVE,
+      "vocab_size": Int(2),
+      "solved_mse": Float(above=0.0),
+      "solved_accuracy": Float(above=0.0, high=1.0),
+      "log_every_steps": Int(0, note="0 = never"),
+      "unroll": POSITIVE,
+      "optim": optim_schema(),
+  }
+
+
 @functools.cache
 def gradients_schema() -> Schema:
   """The gradient studies (configs/gradients.py, every variant)."""
@@ -605,19 +641,7 @@ def gradients_schema() -> Schema:
           "distances": distances,
           "reference_distance": Int(0),
       }, checks=(_below("distances", "seq_len"), _below("reference_distance", "seq_len"))),
-      "long_dependency": {
-          "cells": cell_list,
-          "distances": ListOf(Int(1), nonempty=True),
-          "vocab_size": Int(2),
-          "embed_size": POSITIVE,
-          "hidden_size": POSITIVE,
-          "batch_size": POSITIVE,
-          "train_steps": POSITIVE,
-          "seeds": POSITIVE,
-          "eval_size": POSITIVE,
-          "log_every_steps": Int(0, note="0 = never"),
-          "optim": optim_schema(),
-      },
+      "long_range": _long_range_schema(),
       "clipping": {
           "seq_len": POSITIVE,
           "x0": Float(),

@@ -11,8 +11,11 @@ PNG figures into ``workdir``:
 * ``cells``: the LSTM's and GRU's additive, gated state updates against the
   Elman cell's repeated multiplication by W_h, at initialisation and after a
   short language-model run (``train.train_and_evaluate``).
-* ``long_dependency``: what that means for learning: recall the token k steps
-  back; accuracy against k.
+* ``long_range``: what that means for learning, on the standard memory
+  benchmarks (``data.memory_tasks``: the adding problem, copy memory, recall
+  k steps back): error and solved-or-not against the sequence length T per
+  cell x initialisation (chrono, IRNN, forget bias), with the share of the
+  gradient that reaches the first step at initialisation and after training.
 * ``clipping``: Pascanu et al.'s one-unit RNN with a cliff in its loss over
   (w, b); SGD with and without global-norm clipping.
 * ``depth``: stacks of 1-8 layers with none / residual / dense / highway
@@ -45,10 +48,11 @@ from rnn_research import metrics as metrics_lib
 from rnn_research import optim, probes, report, train
 from rnn_research.data import batching
 from rnn_research.data import corpus as corpus_lib
-from rnn_research.models import LanguageModel
+from rnn_research.data import memory_tasks
+from rnn_research.models import LanguageModel, SequenceModel
 from rnn_research.recurrent import Recurrent
 
-VARIANTS = ("spectral", "cells", "long_dependency", "clipping", "depth")
+VARIANTS = ("spectral", "cells", "long_range", "clipping", "depth")
 RECURRENT_INITS = ("orthogonal", "gaussian")
 
 
@@ -60,6 +64,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # A rerun recomputes the measurements and resumes the trained models; a
   # workdir of another configuration is refused before anything is written.
   train.check_workdir(workdir, config, lambda c: c.to_dict())
+  if config.variant in _CHECKS:  # bad fields fail before config.json fixes the workdir
+    _CHECKS[config.variant](config)
   workdir.mkdir(parents=True, exist_ok=True)
   metrics_lib.write_config(workdir, config)
   start = time.perf_counter()
@@ -295,105 +301,231 @@ def run_cells(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# long_dependency
+# long_range
+
+INITS = ("default", "identity", "orthogonal", "chrono", "forget0")
+"""Initialisations a ``long_range`` model can name after its cell ('lstm/chrono'):
+``default`` (the cell's own: orthogonal W_h per gate, zero biases, LSTM
+forget bias 1), ``identity`` (W_h = I; with rnn_relu the IRNN of Le et al.
+2015), ``orthogonal`` (said explicitly), ``chrono`` (Tallec & Ollivier 2018,
+T_max = the task's sequence length), ``forget0`` (LSTM forget bias 0)."""
 
 
-def recall_batch(rng: np.random.Generator, batch_size: int, k: int, vocab_size: int):
-  """Sequences of k + 1 random symbols; the answer is the first, k steps back
-  from the last input. Distractors come from the same symbols."""
-  tokens = rng.integers(0, vocab_size, (batch_size, k + 1)).astype(np.int32)  # (B, k+1)
-  return tokens, tokens[:, 0]
+def parse_model(spec: str) -> tuple[str, str]:
+  """'cell' or 'cell/init' -> (cell, init); unknown names list the valid ones."""
+  cell, _, init = spec.partition("/")
+  init = init or "default"
+  if init not in INITS:
+    raise ValueError(f"unknown initialisation {init!r} in long_range model {spec!r}; "
+                     f"valid: {', '.join(INITS)}")
+  init_options(cell, init, 3)  # an unknown cell, or an option it lacks, fails here
+  return cell, init
 
 
-def _recall_functions(model: LanguageModel, tx: optax.GradientTransformation):
-  """Jitted (init, train step, accuracy) of the recall task, each vectorised over
-  a leading seed axis S (independent models trained side by side: one
-  compilation, and small matrix products batched). The loss is at the last step only."""
+def init_options(cell: str, init: str, seq_len: int) -> dict:
+  """The ``model.cell_options`` of an initialisation; chrono's T_max is the
+  sequence length (the longest dependency the task can have)."""
+  options = {"default": {}, "identity": {"recurrent_kernel_init": "identity"},
+             "orthogonal": {"recurrent_kernel_init": "orthogonal"},
+             "chrono": {"chrono_t_max": float(max(seq_len, 3))},
+             "forget0": {"forget_bias": 0.0}}[init]
+  cells_lib.get_cell(cell, hidden_size=1, **options)  # refuses an option the cell lacks
+  return options
+
+
+def _task_functions(model: SequenceModel, task: memory_tasks.Task,
+                    tx: optax.GradientTransformation):
+  """Jitted (init, train step, evaluation) of one task, each vectorised over a
+  leading seed axis S (independent models trained side by side: one
+  compilation, and small matrix products batched)."""
+
+  def forward(params, inputs, perturbations=None):
+    x = jax.nn.one_hot(inputs, task.classes) if task.classes else inputs  # (B, T, D)
+    out = model.apply({"params": params}, x, carry_perturbations=perturbations)  # (B, T, O)
+    return out[:, -1] if task.last_step_only else out
+
+  def errors(out, targets):
+    """(error per sequence (B,), correct answers (B, A) or None)."""
+    if task.regression:
+      return jnp.square(out[..., 0] - targets), None
+    ce = optax.softmax_cross_entropy_with_integer_labels(out, targets)  # (B,) or (B, T)
+    correct = (out.argmax(-1) == targets).reshape(targets.shape[0], -1)  # (B, 1 or T)
+    if task.last_step_only:
+      return ce, correct
+    return ce.mean(-1), correct[:, -task.answer_steps:]
+
+  def loss_fn(params, perturbations, inputs, targets):
+    return errors(forward(params, inputs, perturbations), targets)[0].mean()
 
   def init(key):
-    params = model.init(key, jnp.zeros((1, 1), jnp.int32))["params"]
+    params = model.init(key, jnp.zeros((1, 1, task.input_size)))["params"]
     return params, tx.init(params)
 
-  def loss_fn(params, perturbations, tokens, answer):
-    logits, _ = model.apply({"params": params}, tokens,
-                            carry_perturbations=perturbations)  # (B, T, V)
-    return optax.softmax_cross_entropy_with_integer_labels(logits[:, -1], answer).mean()
-
-  def train_step(params, opt_state, tokens, answer):
-    zeros = probes.zero_perturbations(model.initial_carries(tokens.shape[0]),
-                                      tokens.shape[1])
+  def train_step(params, opt_state, inputs, targets):
+    zeros = probes.zero_perturbations(model.initial_carries(inputs.shape[0]), inputs.shape[1])
     # One backward pass gives dJ/dparams and, for free, dJ/dh_t at every step.
     loss, (grads, carry_grads) = jax.value_and_grad(loss_fn, argnums=(0, 1))(
-        params, zeros, tokens, answer)
+        params, zeros, inputs, targets)
     updates, opt_state = tx.update(grads, opt_state, params)
     step_norms = jnp.mean(probes.state_norms(carry_grads[0]), axis=0)  # (T,)
     return optax.apply_updates(params, updates), opt_state, loss, step_norms
 
-  def accuracy(params, tokens, answer):
-    logits, _ = model.apply({"params": params}, tokens)
-    return jnp.mean(logits[:, -1].argmax(-1) == answer)
+  def evaluate(params, inputs, targets):
+    """Sums over the batch: (error, correct answers, answers)."""
+    err, correct = errors(forward(params, inputs), targets)
+    if correct is None:
+      return jnp.sum(err), jnp.zeros(()), jnp.zeros(())
+    return jnp.sum(err), jnp.sum(correct), jnp.asarray(correct.size, jnp.float32)
 
   return (jax.jit(jax.vmap(init)), jax.jit(jax.vmap(train_step)),
-          jax.jit(jax.vmap(accuracy, in_axes=(0, None, None))))
+          jax.jit(jax.vmap(evaluate, in_axes=(0, None, None))))
 
 
-def _geometric_gain(step_norms: np.ndarray) -> float | None:
-  """exp(mean over seeds of log(||dJ/dh_0|| / ||dJ/dh_last||)) of (S, T) norms."""
+def _gradient_share(step_norms: np.ndarray) -> np.ndarray:
+  """||dJ/dh_1|| / ||dJ/dh_T|| of (S, T) per-step norms, per seed."""
   with np.errstate(divide="ignore", invalid="ignore"):
-    return _finite(float(np.exp(np.mean(np.log(step_norms[:, 0] / step_norms[:, -1])))))
+    return step_norms[:, 0] / step_norms[:, -1]
 
 
-def run_long_dependency(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-  """Accuracy of recalling the token k steps back, per cell and k, over seeds."""
-  c = config.long_dependency
-  cell_names = parse_list(c.cells, str, "long_dependency.cells")
-  ks = parse_list(c.distances, int, "long_dependency.distances")
-  tx = optim.make_optimizer(c.optim, c.train_steps, c.train_steps)
-  writer = metrics_lib.MetricWriter(workdir, tensorboard=False)
-  init_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(
+def _geometric_mean(values: np.ndarray) -> float | None:
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return _finite(float(np.exp(np.mean(np.log(values)))))
+
+
+def _finite_list(values) -> list:
+  return [_finite(float(v)) for v in values]
+
+
+def train_memory_task(config: ml_collections.ConfigDict, task: memory_tasks.Task, cell: str,
+                      init: str, length: int, writer: metrics_lib.MetricWriter) -> dict:
+  """Trains ``long_range.seeds`` models of one (task, cell/init, T) side by side
+  for the task's fixed step budget; returns the run's row."""
+  c = config.long_range
+  steps = c[task.name].train_steps
+  seq_len = task.seq_len(length)
+  model_name = f"{cell}/{init}" if init != "default" else cell
+  options = init_options(cell, init, seq_len)
+  model = SequenceModel(task.num_outputs, cell=cell, hidden_size=c.hidden_size,
+                        cell_options=options, unroll=c.unroll)
+  tx = optim.make_optimizer(c.optim, steps, steps)
+  init_fn, train_step, evaluate = _task_functions(model, task, tx)
+  task_id = memory_tasks.TASKS.index(task.name)
+  # Seed s starts from the same initialisation for every T and task; its
+  # training data are its own, the held-out set is shared by all seeds.
+  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(
       jnp.arange(c.seeds))
+  rngs = [np.random.default_rng([config.seed, s, task_id, length]) for s in range(c.seeds)]
+  params, opt_state = init_fn(keys)
+  tags = dict(task=task.name, model=model_name, T=length)
+  curve_steps, curve_loss = [], []
+  first_norms = None
+  start = time.perf_counter()
+  for step in range(1, steps + 1):
+    batches = [task.batch(rng, c.batch_size, length) for rng in rngs]
+    inputs = np.stack([b[0] for b in batches])  # (S, B, seq_len[, 2])
+    targets = np.stack([b[1] for b in batches])  # (S, B[, seq_len])
+    params, opt_state, loss, step_norms = train_step(params, opt_state, inputs, targets)
+    if first_norms is None:
+      first_norms = np.asarray(step_norms)  # (S, seq_len), at the initial parameters
+    if c.log_every_steps and (step % c.log_every_steps == 0 or step in (1, steps)):
+      loss = np.asarray(loss)
+      curve_steps.append(step)
+      curve_loss.append(_finite(float(loss.mean())))
+      writer.write(step, "train", **tags, loss=float(loss.mean()), loss_by_seed=loss.tolist(),
+                   grad_share_by_seed=_finite_list(_gradient_share(np.asarray(step_norms))))
+  final_norms = np.asarray(step_norms)
+  train_seconds = time.perf_counter() - start
+
+  eval_rng = np.random.default_rng([config.seed, task_id, length, 1 << 20])
+  error_sum, correct, answers = np.zeros(c.seeds), np.zeros(c.seeds), np.zeros(c.seeds)
+  for first in range(0, c.eval_size, c.batch_size):
+    inputs, targets = task.batch(eval_rng, min(c.batch_size, c.eval_size - first), length)
+    e, k, n = (np.asarray(v, np.float64) for v in evaluate(params, inputs, targets))
+    error_sum, correct, answers = error_sum + e, correct + k, answers + n
+  error = error_sum / c.eval_size  # (S,)
+  if task.regression:
+    accuracy = None
+    solved = error < c.solved_mse
+  else:
+    accuracy = correct / answers
+    solved = accuracy >= c.solved_accuracy
+  row = {
+      **tags, "cell": cell, "init": init, "cell_options": options, "seq_len": seq_len,
+      "train_steps": steps,
+      "error": _finite(float(np.mean(error))), "error_by_seed": _finite_list(error),
+      "baseline": task.baseline(length),
+      "accuracy": _finite(float(np.mean(accuracy))) if accuracy is not None else None,
+      "accuracy_by_seed": _finite_list(accuracy) if accuracy is not None else None,
+      "solved_by_seed": [bool(s) for s in solved], "solved": bool(np.all(solved)),
+      # ||dJ/dh_1|| / ||dJ/dh_T||: the share of the gradient at the last state
+      # that reaches the first (geometric mean over seeds), at the initial
+      # parameters and at the last training step.
+      "grad_share_init": _geometric_mean(_gradient_share(first_norms)),
+      "grad_share_final": _geometric_mean(_gradient_share(final_norms)),
+      "curve": {"step": curve_steps, "loss": curve_loss},
+      "seconds": round(train_seconds, 1)}
+  writer.write(steps, "eval", **tags, row=row)
+  logging.info("long_range %s %s T=%d: error %s (baseline %.3g), solved %s, %.0f s",
+               task.name, model_name, length, np.round(error, 4), row["baseline"],
+               row["solved_by_seed"], train_seconds)
+  return row
+
+
+def _long_range_plan(config: ml_collections.ConfigDict) -> list[tuple]:
+  """Every (task, cell, init, T) to run, checked before anything trains."""
+  c = config.long_range  # sizes, counts and task names: config_schema
+  plan = []
+  for name in parse_list(c.tasks, str, "long_range.tasks"):
+    task = memory_tasks.get_task(name, c.vocab_size)
+    t = c[name]
+    models = [parse_model(m) for m in parse_list(t.models or c.models, str,
+                                                 f"long_range.{name}.models")]
+    lengths = parse_list(t.lengths, int, f"long_range.{name}.lengths")
+    for length in lengths:
+      try:
+        task.batch(np.random.default_rng(0), 1, length)
+      except ValueError as e:
+        raise ValueError(f"long_range.{name}.lengths: {e}") from None
+    plan += [(task, cell, init, length) for cell, init in models for length in lengths]
+  return plan
+
+
+def run_long_range(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """Error and solved-or-not against T, per task and cell/init, over seeds.
+
+  A rerun (same config) keeps the runs already finished (their rows are the
+  'eval' records of metrics.jsonl) and redoes the rest.
+  """
+  c = config.long_range
+  plan = _long_range_plan(config)
+  key = lambda r: (r.get("task"), r.get("model"), r.get("T"))
+  finished = {key(r): r["row"] for r in metrics_lib.read_metrics(workdir)
+              if r.get("split") == "eval" and "row" in r}
+  metrics_lib.keep_metrics(workdir, lambda r: key(r) in finished)
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=False)
   rows = []
-  for cell in cell_names:
-    model = LanguageModel(c.vocab_size, cell=cell, hidden_size=c.hidden_size,
-                          num_layers=1, embed_size=c.embed_size)
-    init, train_step, accuracy = _recall_functions(model, tx)
-    for k in ks:
-      # Seed s sees the same initialisation for every k and its own data.
-      rngs = [np.random.default_rng([config.seed, s, k]) for s in range(c.seeds)]
-      eval_tokens, eval_answer = recall_batch(
-          np.random.default_rng([config.seed, k, c.seeds]), c.eval_size, k, c.vocab_size)
-      params, opt_state = init(init_keys)
-      first_norms = None
-      start = time.perf_counter()
-      for step in range(1, c.train_steps + 1):
-        batches = [recall_batch(rng, c.batch_size, k, c.vocab_size) for rng in rngs]
-        tokens = np.stack([b[0] for b in batches])  # (S, B, k+1)
-        answer = np.stack([b[1] for b in batches])  # (S, B)
-        params, opt_state, loss, step_norms = train_step(params, opt_state, tokens, answer)
-        if first_norms is None:
-          first_norms = np.asarray(step_norms)  # (S, k+1)
-        if c.log_every_steps and (step % c.log_every_steps == 0 or step == 1):
-          writer.write(step, "train", cell=cell, k=k, loss=float(np.mean(loss)),
-                       loss_by_seed=np.asarray(loss).tolist(),
-                       step_grad_norms=np.asarray(step_norms).mean(0).tolist())
-      acc = np.asarray(accuracy(params, eval_tokens, eval_answer))  # (S,)
-      writer.write(c.train_steps, "eval", cell=cell, k=k, accuracy=float(acc.mean()),
-                   accuracy_by_seed=acc.tolist())
-      rows.append({
-          "cell": cell, "k": k, "accuracy": float(acc.mean()),
-          "accuracy_by_seed": acc.tolist(), "final_loss": float(np.mean(loss)),
-          # ||dJ/dh_0||: what reaches the state that holds the answer (seed mean).
-          "grad_to_answer_init": _finite(float(first_norms[:, 0].mean())),
-          # ||dJ/dh_0|| / ||dJ/dh_k||: the share of the gradient at the last
-          # state that survives the k steps back, independent of the loss's
-          # size (geometric mean over seeds), at the first and the last step.
-          "gain_to_answer_init": _geometric_gain(first_norms),
-          "gain_to_answer_final": _geometric_gain(np.asarray(step_norms)),
-          "seconds": round(time.perf_counter() - start, 1)})
-      logging.info("long_dependency %s k=%d: accuracy %s", cell, k, acc.round(3))
+  for task, cell, init, length in plan:
+    model_name = f"{cell}/{init}" if init != "default" else cell
+    row = finished.get((task.name, model_name, length))
+    rows.append(row or train_memory_task(config, task, cell, init, length, writer))
   writer.close()
-  return {"rows": rows, "cells": cell_names, "distances": ks, "seeds": c.seeds,
-          "chance": 1.0 / c.vocab_size, "train_steps": c.train_steps}
+  tasks = list(dict.fromkeys(r["task"] for r in rows))
+  longest = {t: {} for t in tasks}
+  for r in rows:
+    best = longest[r["task"]].get(r["model"])
+    if r["solved"] and (best is None or r["T"] > best):
+      longest[r["task"]][r["model"]] = r["T"]
+    longest[r["task"]].setdefault(r["model"], None)
+  return {"rows": rows, "tasks": tasks,
+          "models": {t: list(dict.fromkeys(r["model"] for r in rows if r["task"] == t))
+                     for t in tasks},
+          "lengths": {t: list(dict.fromkeys(r["T"] for r in rows if r["task"] == t))
+                      for t in tasks},
+          "train_steps": {t: c[t].train_steps for t in tasks},
+          "longest_solved": longest, "seeds": c.seeds, "hidden_size": c.hidden_size,
+          "batch_size": c.batch_size, "eval_size": c.eval_size,
+          "optim": c.optim.to_dict(), "solved_mse": c.solved_mse,
+          "solved_accuracy": c.solved_accuracy, "vocab_size": c.vocab_size}
 
 
 # ---------------------------------------------------------------------------
@@ -530,7 +662,8 @@ def run_depth(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 _RUNNERS = {
     "spectral": run_spectral,
     "cells": run_cells,
-    "long_dependency": run_long_dependency,
+    "long_range": run_long_range,
     "clipping": run_clipping,
     "depth": run_depth,
 }
+_CHECKS = {"long_range": _long_range_plan}

@@ -188,6 +188,44 @@ class AgreementClassifier(nn.Module):
     return nn.Dense(1)(last)[:, 0].astype(jnp.float32)
 
 
+class SequenceModel(nn.Module):
+  """Real-valued inputs -> ``StackedRNN`` -> a linear head at every step.
+
+  For the synthetic memory tasks (``data.memory_tasks``): the adding problem
+  reads two real channels, copy and recall one-hot symbols; the task decides
+  which steps' outputs enter the loss.
+
+  Attributes:
+    num_outputs: outputs per step (1 for a regression, classes otherwise).
+    cell, hidden_size, num_layers, cell_options, unroll: as ``LanguageModel``.
+  """
+
+  num_outputs: int
+  cell: str = "lstm"
+  hidden_size: int = 128
+  num_layers: int = 1
+  cell_options: Any = None
+  unroll: int = 1
+
+  def setup(self):
+    self.rnn = StackedRNN(cell_factory(self.cell, self.hidden_size, self.cell_options),
+                          num_layers=self.num_layers, unroll=self.unroll)
+    self.head = nn.Dense(self.num_outputs)
+
+  def __call__(self, inputs: Array, carry_perturbations=None) -> Array:
+    """inputs (B, T, D) float -> outputs (B, T, num_outputs) float32."""
+    h, _ = self.rnn(inputs, carry_perturbations=carry_perturbations)  # (B, T, H)
+    return self.head(h).astype(jnp.float32)
+
+  @nn.nowrap
+  def initial_carries(self, batch_size: int):
+    """Zero carries for every layer (the shapes of the carry perturbations)."""
+    cell = cells_lib.get_cell(self.cell, hidden_size=self.hidden_size,
+                              **dict(self.cell_options or {}))
+    return tuple(cell.initialize_carry(jax.random.key(0), (batch_size, 1))
+                 for _ in range(self.num_layers))
+
+
 def generate(model: LanguageModel, params, prompt: Array, num_tokens: int,
              rng: Array, temperature: float = 1.0, top_k: int = 0) -> Array:
   """Samples ``num_tokens`` continuations of ``prompt`` (B, P) int -> (B, num_tokens).

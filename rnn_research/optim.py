@@ -4,7 +4,7 @@ Clipping comes first (Pascanu et al. 2013): if ||g|| > clip_norm then
 g <- clip_norm * g / ||g||, the norm taken over all parameters together.
 
 Config fields (``config.optim``):
-  name: 'sgd', 'adam' or 'adamw'.
+  name: 'sgd', 'adam', 'adamw' or 'rmsprop' (decay 0.9, as Arjovsky et al. 2016).
   learning_rate: base learning rate.
   clip_norm: global-norm threshold; 0 disables clipping.
   schedule: 'constant', 'epoch_decay' (Zaremba et al. 2014: the rate is
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "epoch_decay", "cosine")
 
 
@@ -53,6 +53,8 @@ def make_optimizer(optim: ml_collections.ConfigDict, steps_per_epoch: int,
     opt = optax.adam(lr)
   elif optim.name == "adamw":
     opt = optax.adamw(lr, weight_decay=optim.get("weight_decay", 0.0))
+  elif optim.name == "rmsprop":
+    opt = optax.rmsprop(lr, decay=0.9)
   else:
     raise ValueError(f"unknown optimizer {optim.name!r}; valid: {', '.join(OPTIMIZERS)}")
   if optim.clip_norm > 0:

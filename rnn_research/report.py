@@ -106,28 +106,49 @@ def plot_cells(results: dict, workdir: pathlib.Path) -> str:
   return name
 
 
-def plot_long_dependency(results: dict, workdir: pathlib.Path) -> str:
+def plot_long_range(results: dict, workdir: pathlib.Path) -> str:
+  """Per task (one row each): error against T beside the baseline, the
+  gradient share reaching the first step, learning curves at the largest T."""
   plt = _pyplot()
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-  for cell in results["cells"]:
-    rows = [r for r in results["rows"] if r["cell"] == cell]
-    ks = [r["k"] for r in rows]
-    axes[0].plot(ks, [r["accuracy"] for r in rows], "o-", label=cell)
-    line, = axes[1].semilogy(ks, [r["gain_to_answer_init"] or np.nan for r in rows], "o-",
-                             label=f"{cell}, first step")
-    axes[1].semilogy(ks, [r["gain_to_answer_final"] or np.nan for r in rows], "x--",
-                     color=line.get_color(), label=f"{cell}, last step")
-  axes[0].axhline(results["chance"], color="gray", ls=":", label="chance")
-  axes[0].set_title(f"recall the token k steps back ({results['train_steps']} steps)")
-  axes[0].set_ylabel("accuracy")
-  axes[1].set_title("||dJ/dh_0|| / ||dJ/dh_k||: share of the gradient reaching the answer")
-  for ax in axes:
-    ax.set_xlabel("k")
-    ax.grid(alpha=0.3)
-    ax.legend()
+  tasks = results["tasks"]
+  fig, axes = plt.subplots(len(tasks), 3, figsize=(16, 4 * len(tasks)), squeeze=False)
+  for row_axes, task in zip(axes, tasks):
+    rows = [r for r in results["rows"] if r["task"] == task]
+    lengths = results["lengths"][task]
+    longest = max(lengths)
+    for model in results["models"][task]:
+      mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["T"])
+      ts = [r["T"] for r in mine]
+      line, = row_axes[0].semilogy(ts, [r["error"] or np.nan for r in mine], "o-", label=model)
+      color = line.get_color()
+      row_axes[1].semilogy(ts, [r["grad_share_init"] or np.nan for r in mine], "o-",
+                           color=color, label=f"{model}, init")
+      row_axes[1].semilogy(ts, [r["grad_share_final"] or np.nan for r in mine], "x--",
+                           color=color, label=f"{model}, trained")
+      for r in mine:
+        if r["T"] == longest:
+          row_axes[2].semilogy(r["curve"]["step"], _array(r["curve"]["loss"]), color=color,
+                               label=model)
+    base = sorted({(r["T"], r["baseline"]) for r in rows})
+    row_axes[0].semilogy([b[0] for b in base], [b[1] for b in base], "k:_", ms=12,
+                         label="baseline")
+    if max(lengths) >= 5 * min(lengths):
+      row_axes[0].set_xscale("log")
+      row_axes[1].set_xscale("log")
+    row_axes[2].axhline(next(r["baseline"] for r in rows if r["T"] == longest), color="k",
+                        ls=":", label="baseline")
+    row_axes[0].set_title(f"{task}: held-out error after {results['train_steps'][task]} steps")
+    row_axes[0].set_xlabel("T")
+    row_axes[1].set_title(f"{task}: ||dJ/dh_1|| / ||dJ/dh_T||")
+    row_axes[1].set_xlabel("T")
+    row_axes[2].set_title(f"{task}: training loss at T = {longest} (mean of seeds)")
+    row_axes[2].set_xlabel("step")
+    for ax in row_axes:
+      ax.grid(alpha=0.3)
+      ax.legend(fontsize=7)
   fig.tight_layout()
-  name = "long_dependency.png"
-  fig.savefig(workdir / name, dpi=80)
+  name = "long_range.png"
+  fig.savefig(workdir / name, dpi=70)
   plt.close(fig)
   return name
 
@@ -196,7 +217,7 @@ def plot_depth(results: dict, workdir: pathlib.Path) -> str:
 FIGURES: dict[str, Callable[[dict, pathlib.Path], str]] = {
     "spectral": plot_spectral,
     "cells": plot_cells,
-    "long_dependency": plot_long_dependency,
+    "long_range": plot_long_range,
     "clipping": plot_clipping,
     "depth": plot_depth,
 }
@@ -259,27 +280,49 @@ def _cells_md(r: dict) -> list[str]:
   return lines
 
 
-def _long_dependency_md(r: dict) -> list[str]:
-  ks = r["distances"]
-  by = {(row["cell"], row["k"]): row for row in r["rows"]}
-  def accuracy(row):
-    seeds = row.get("accuracy_by_seed") or []
-    spread = f" ({', '.join(f'{a:.2f}' for a in seeds)})" if len(seeds) > 1 else ""
-    return f"{row['accuracy']:.2f}{spread}"
+_ERROR_NAMES = {"adding": "mean squared error; baseline: always predict 1",
+                "copy": "cross-entropy per step (nats); baseline 10 log 8 / (T + 20)",
+                "recall": "cross-entropy (nats) and accuracy; baseline log V"}
 
-  acc = [[cell] + [accuracy(by[cell, k]) for k in ks] for cell in r["cells"]]
-  grad = [[cell] + [f"{_fmt(by[cell, k]['gain_to_answer_init'])} -> "
-                    f"{_fmt(by[cell, k]['gain_to_answer_final'])}" for k in ks]
-          for cell in r["cells"]]
-  return [f"Accuracy of recalling the token k steps back after {r['train_steps']} steps "
-          f"(chance {r['chance']:.3f}), mean over {r.get('seeds', 1)} runs (each run's "
-          "in brackets):", "",
-          metrics_lib.markdown_table(["cell"] + [f"k={k}" for k in ks], acc), "",
-          "||dJ/dh_0|| / ||dJ/dh_k||, the share of the gradient at the last state that "
-          "reaches the state holding the answer, at the first -> last training step "
-          "(geometric mean over runs):",
-          "",
-          metrics_lib.markdown_table(["cell"] + [f"k={k}" for k in ks], grad)]
+
+def _long_range_md(r: dict) -> list[str]:
+  lines = [f"One recurrent layer of {r['hidden_size']} units and a linear head; "
+           f"{r['optim']['name']} lr {r['optim']['learning_rate']:g}, clip "
+           f"{r['optim']['clip_norm']:g}, batch {r['batch_size']}, a fixed step budget per "
+           f"run, {r['seeds']} seeds (initialisation and data) per cell; error on "
+           f"{r['eval_size']} held-out sequences. Solved: MSE < {r['solved_mse']:g} (adding), "
+           f"accuracy >= {r['solved_accuracy']:g} on the answers (copy: the 10 copied "
+           "symbols; recall: the symbol T steps back), in every seed. Each entry: mean "
+           "error (seeds solved / seeds; a diverged seed has a non-finite error and no "
+           "mean).", ""]
+
+  def error(row):
+    acc = f", acc {row['accuracy']:.2f}" if row.get("accuracy") is not None else ""
+    solved = row["solved_by_seed"]
+    diverged = sum(e is None for e in row["error_by_seed"])
+    note = f", {diverged} diverged" if diverged else ""
+    return f"{_fmt(row['error'])}{acc} ({sum(solved)}/{len(solved)}{note})"
+
+  def share(row):
+    return f"{_fmt(row['grad_share_init'])} -> {_fmt(row['grad_share_final'])}"
+
+  for task in r["tasks"]:
+    rows = {(row["model"], row["T"]): row for row in r["rows"] if row["task"] == task}
+    lengths, models = r["lengths"][task], r["models"][task]
+    baseline = {t: row["baseline"] for (_, t), row in rows.items()}
+    header = ["model"] + [f"T={t}" for t in lengths]
+    table = [["baseline"] + [_fmt(baseline[t]) for t in lengths] + ["-"]]
+    table += [[m] + [error(rows[m, t]) if (m, t) in rows else "-" for t in lengths]
+              + [_fmt(r["longest_solved"][task].get(m))] for m in models]
+    grad = [[m] + [share(rows[m, t]) if (m, t) in rows else "-" for t in lengths]
+            for m in models]
+    lines += [f"## {task}: {_ERROR_NAMES.get(task, 'error')}; "
+              f"{r['train_steps'][task]} steps per run", "",
+              metrics_lib.markdown_table(header + ["longest T solved"], table), "",
+              "||dJ/dh_1|| / ||dJ/dh_T||, the share of the gradient at the last state that "
+              "reaches the first, at initialisation -> after training (geometric mean over "
+              "seeds):", "", metrics_lib.markdown_table(header, grad), ""]
+  return lines
 
 
 def _clipping_md(r: dict) -> list[str]:
@@ -314,7 +357,7 @@ def _depth_md(r: dict) -> list[str]:
 TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "spectral": ("Gradient norm against distance by spectral radius", _spectral_md),
     "cells": ("Gradient flow in Elman, LSTM and GRU", _cells_md),
-    "long_dependency": ("Recalling a token k steps back", _long_dependency_md),
+    "long_range": ("Long-range memory: adding, copy, recall against T", _long_range_md),
     "clipping": ("Gradient clipping on a cliff", _clipping_md),
     "depth": ("Depth and skip connections", _depth_md),
 }
@@ -356,10 +399,10 @@ def headline(results: dict) -> str:
     ref = results["reference_distance"]
     return "; ".join(f"{stage} @{ref}: " + ", ".join(f"{c} {_fmt(v)}x" for c, v in r.items())
                      for stage, r in results["ratio_to_elman_at_reference"].items()) + " Elman"
-  if variant == "long_dependency":
-    k = max(results["distances"])
-    return ", ".join(f"{row['cell']} {_fmt(row['accuracy'])}" for row in results["rows"]
-                     if row["k"] == k) + f" accuracy at k={k}"
+  if variant == "long_range":
+    return "; ".join(f"{task} longest T solved: " + ", ".join(
+        f"{model} {_fmt(t)}" for model, t in results["longest_solved"][task].items())
+        for task in results["tasks"])
   if variant == "clipping":
     m = results["mean_final_loss"]
     return f"final loss clipped {_fmt(m['clipped'])} vs not {_fmt(m['unclipped'])}"

@@ -321,3 +321,66 @@ def test_log_coefficients_are_the_logs_of_the_coefficients(name):
   log_a, log_b = cell.apply(variables, px, method=cell.log_coefficients)
   np.testing.assert_allclose(np.exp(log_a), a, rtol=1e-5)
   np.testing.assert_allclose(np.exp(log_b), b, rtol=1e-5)
+
+
+def _init_params(cell):
+  return cell.init(jax.random.key(0), cell.initialize_carry(None, (B, D)),
+                   jnp.ones((B, D)))["params"]
+
+
+def test_chrono_lstm_draws_b_f_from_log_uniform_and_sets_b_i_to_minus_b_f():
+  t_max, hidden = 50.0, 256
+  params = _init_params(cells.LSTMCell(hidden, chrono_t_max=t_max))
+  bias = np.asarray(params["input"]["bias"])
+  b_i, b_f, b_c, b_o = np.split(bias, 4)
+  assert np.all(b_f >= 0) and np.all(b_f <= np.log(t_max - 1) + 1e-6)
+  # T_j = 1 + exp(b_f) is uniform on [2, T_max]: its mean and spread say so.
+  t = 1.0 + np.exp(b_f)
+  assert abs(t.mean() - (2 + t_max) / 2) < 4 and t.min() < 6 and t.max() > t_max - 4
+  np.testing.assert_array_equal(b_i, -b_f)
+  np.testing.assert_array_equal(b_c, 0.0)
+  np.testing.assert_array_equal(b_o, 0.0)
+
+
+def test_chrono_gru_sets_only_the_update_gate_bias_to_minus_log_uniform():
+  t_max, hidden = 20.0, 256
+  params = _init_params(cells.GRUCell(hidden, chrono_t_max=t_max))
+  b_r, b_u, b_h = np.split(np.asarray(params["input"]["bias"]), 3)
+  assert np.all(b_u <= 0) and np.all(b_u >= -np.log(t_max - 1) - 1e-6)
+  # u_j = sigmoid(b_u) = 1 / T_j with T_j uniform on [2, T_max].
+  t = 1.0 / sigmoid(b_u)
+  assert abs(t.mean() - (2 + t_max) / 2) < 1.5 and np.unique(b_u).size == hidden
+  np.testing.assert_array_equal(b_r, 0.0)
+  np.testing.assert_array_equal(b_h, 0.0)
+
+
+@pytest.mark.parametrize("t_max", [1.0, 2.0, -5.0])
+def test_chrono_needs_t_max_above_two(t_max):
+  with pytest.raises(ValueError, match="chrono_t_max must be > 2"):
+    cells.get_cell("lstm", hidden_size=H, chrono_t_max=t_max)
+
+
+def test_irnn_from_config_options_has_identity_w_h_and_zero_biases():
+  # The path a config's model.cell_options takes (strings only).
+  from rnn_research import models  # pylint: disable=g-import-not-at-top
+  cell = models.cell_factory("rnn_relu", H, {"recurrent_kernel_init": "identity"})()
+  params = _init_params(cell)
+  assert cell.activation == "relu"
+  np.testing.assert_array_equal(params["recurrent_kernel"], np.eye(H))
+  np.testing.assert_array_equal(params["input"]["bias"], 0.0)
+
+
+@pytest.mark.parametrize("name, num_gates", [("gru", 3), ("lstm", 4), ("rnn_tanh", 1)])
+def test_named_recurrent_inits_apply_per_gate(name, num_gates):
+  for init, check in (("identity", lambda b: np.testing.assert_array_equal(b, np.eye(H))),
+                      ("orthogonal", lambda b: np.testing.assert_allclose(
+                          b.T @ b, np.eye(H), atol=1e-5))):
+    w = np.asarray(_init_params(cells.get_cell(name, hidden_size=H,
+                                               recurrent_kernel_init=init))["recurrent_kernel"])
+    for k in range(num_gates):
+      check(w[:, k * H:(k + 1) * H])
+
+
+def test_unknown_recurrent_init_name_is_refused_at_construction():
+  with pytest.raises(ValueError, match="unknown recurrent_kernel_init 'eye'; valid: orthogonal"):
+    cells.get_cell("gru", hidden_size=H, recurrent_kernel_init="eye")

@@ -102,7 +102,7 @@ BAD = [
     (_lm, {"optim.schedule": "linear"}, "config.optim.schedule: unknown schedule 'linear'"),
     # the chosen cell's options
     (_lm, {"model.cell": "gru"}, "config.model.cell_options: cell 'gru' has no option "
-     "'forget_bias'; its options: reset_after"),
+     "'forget_bias'; its options: chrono_t_max, recurrent_kernel_init, reset_after"),
     (_lm, {"model.cell": "elman", "model.cell_options": {"activation": "swish"}},
      "config.model.cell_options.activation: unknown activation 'swish'"),
     # fields across fields

@@ -49,7 +49,7 @@ def _common_files(workdir, results, figure):
 def test_get_config_knows_every_variant_and_lists_them_for_an_unknown_one():
   for variant in gradients_config.STUDIES:
     assert gradients_config.get_config(variant).variant == variant
-  with pytest.raises(ValueError, match="spectral, cells, long_dependency, clipping, depth"):
+  with pytest.raises(ValueError, match="spectral, cells, long_range, clipping, depth"):
     gradients_config.get_config("spectra")
 
 
@@ -85,25 +85,93 @@ def test_cells_compares_gated_cells_with_elman_at_init_and_after_training(runs):
   assert all(len(c["mean_norm"]) == 12 for c in on_disk["curves"])
 
 
-def test_long_dependency_reports_accuracy_and_records_per_step_gradients(runs):
-  workdir, results = runs("long_dependency")
-  on_disk = _common_files(workdir, results, "long_dependency.png")
-  (row,) = on_disk["rows"]
-  assert (row["cell"], row["k"], on_disk["seeds"]) == ("gru", 3, 2)
-  assert len(row["accuracy_by_seed"]) == 2
-  assert row["accuracy"] == pytest.approx(np.mean(row["accuracy_by_seed"]))
-  # Each seed's accuracy counts right answers among the 16 evaluation items.
-  eval_size = gradients_config.get_config("test").long_dependency.eval_size
+def test_long_range_reports_error_against_t_per_task_and_model_with_curves(runs):
+  workdir, results = runs("long_range")
+  on_disk = _common_files(workdir, results, "long_range.png")
+  assert on_disk["tasks"] == ["adding", "copy", "recall"]
+  assert on_disk["models"] == {"adding": ["lstm/chrono"], "copy": ["lstm/chrono"],
+                               "recall": ["rnn_relu/identity"]}
+  assert on_disk["train_steps"] == {"adding": 3, "copy": 3, "recall": 3}
+  by_task = {r["task"]: r for r in on_disk["rows"]}
+  assert len(on_disk["rows"]) == 3
+  for task, row in by_task.items():
+    assert row["T"] == 3 and len(row["error_by_seed"]) == on_disk["seeds"] == 2
+    assert row["error"] == pytest.approx(np.mean(row["error_by_seed"]))
+    assert row["solved"] == all(row["solved_by_seed"])
+    assert 0 < row["grad_share_init"] and 0 < row["grad_share_final"]
+    assert row["curve"]["step"] == [1, 2, 3] and len(row["curve"]["loss"]) == 3
+  assert by_task["adding"]["accuracy"] is None
+  assert by_task["adding"]["baseline"] == pytest.approx(1 / 6)
+  assert by_task["copy"]["seq_len"] == 23
+  assert by_task["copy"]["baseline"] == pytest.approx(10 * math.log(8) / 23)
+  # Each seed's recall accuracy counts right answers among the evaluation items.
+  eval_size = gradients_config.get_config("test").long_range.eval_size
   assert all(a * eval_size == pytest.approx(round(a * eval_size))
-             for a in row["accuracy_by_seed"])
-  assert row["grad_to_answer_init"] > 0
-  assert 0 < row["gain_to_answer_init"] < 1  # at initialisation gradients shrink going back
+             for a in by_task["recall"]["accuracy_by_seed"])
+  # The initialisations reach the cells: chrono's T_max is the sequence length.
+  assert by_task["adding"]["cell_options"] == {"chrono_t_max": 3.0}
+  assert by_task["recall"]["cell_options"] == {"recurrent_kernel_init": "identity"}
+  assert set(on_disk["longest_solved"]) == {"adding", "copy", "recall"}
+  # Learning curves in metrics.jsonl, and each run's row for a resume.
   logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  train_lines = [m for m in logged if m["split"] == "train"]
-  assert train_lines and all(len(m["step_grad_norms"]) == 4 for m in train_lines)  # k + 1 steps
-  # The loss is read at the last step only: its state gets the largest gradient.
-  norms = np.array(train_lines[0]["step_grad_norms"])
-  assert norms[-1] == norms.max() > 0
+  train = [m for m in logged if m["split"] == "train" and m["task"] == "adding"]
+  assert [m["step"] for m in train] == [1, 2, 3]
+  assert len(train[0]["loss_by_seed"]) == 2
+  assert sum(m["split"] == "eval" for m in logged) == 3
+  md = (workdir / "results.md").read_text()
+  assert "| baseline | 0.167 | - |" in md and "## copy" in md
+
+
+def test_long_range_default_and_full_grids_are_valid_plans():
+  default = gradient_studies._long_range_plan(gradients_config.get_config("long_range"))
+  full = gradient_studies._long_range_plan(gradients_config.get_config("long_range_full"))
+  assert {(task.name, cell, init) for task, cell, init, _ in default} == {
+      (t, c, i) for t in ("adding", "copy", "recall") for c, i in (
+          ("rnn_tanh", "default"), ("rnn_relu", "identity"), ("lstm", "default"),
+          ("lstm", "chrono"), ("gru", "chrono"))}
+  assert sorted({t for *_, t in full}) == [10, 20, 50, 100, 200, 500]
+
+
+def test_long_range_rerun_keeps_finished_runs(runs):
+  workdir, first = runs("long_range")
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  again = gradient_studies.run(config, str(workdir))
+  assert again["rows"] == json.loads(json.dumps(first["rows"]))  # not retrained
+  logged = (workdir / "metrics.jsonl").read_text().splitlines()
+  assert sum('"split": "eval"' in line for line in logged) == 3
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("tasks", "adding,copying", "unknown memory task 'copying'; valid: adding, copy, recall"),
+    ("adding.lengths", "1", "long_range.adding.lengths: the adding problem needs T >= 2"),
+    ("copy.lengths", "ten", "long_range.copy.lengths.*'ten'"),
+    ("recall.lengths", "5,0", "long_range.recall.lengths: recall needs k = T >= 1"),
+    ("models", "lstm/warp", "unknown initialisation 'warp'"),
+    ("models", "rnn_tanh/chrono", "cell 'rnn_tanh'.*chrono_t_max"),
+])
+def test_long_range_refuses_a_bad_task_length_or_model_before_training(tmp_path, field,
+                                                                       value, message):
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  section, _, name = field.rpartition(".")
+  (config.long_range[section] if section else config.long_range)[name] = value
+  with pytest.raises(ValueError, match=message):
+    gradient_studies.run(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()  # nothing written, not even config.json
+
+
+def test_main_says_a_bad_length_in_one_line(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.vanishing_gradients",
+       "--config=configs/gradients.py:test", "--config.variant=long_range",
+       "--config.long_range.adding.lengths=1", f"--workdir={tmp_path}"],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert errors == ["error: long_range.adding.lengths: the adding problem needs T >= 2 "
+                    "(a marker in each half), got 1"], proc.stderr[-500:]
+  assert not (tmp_path / "results.json").exists()
 
 
 def test_clipping_bounds_every_step_by_learning_rate_times_threshold(runs):
