@@ -21,6 +21,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_steps = 0
   # Steps between train-metric lines in metrics.jsonl and progress output.
   c.log_every_steps = 100
+  # Steps between validations (and best-checkpoint checks) inside an epoch; 0 = only at epoch end.
+  c.eval_every_steps = 0
   # Steps between checkpoints inside an epoch (one is always saved at epoch end); 0 = only there.
   c.checkpoint_every_steps = 500
   # On a non-finite loss or gradient: 'stop' (error naming the step) or 'skip' (drop the update, count it).

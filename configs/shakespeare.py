@@ -1,0 +1,82 @@
+"""Character-level language models of Tiny Shakespeare (char-rnn, nanoGPT's shakespeare_char).
+
+Variants ``cpu``, ``target`` and ``gpu``; all read the text as characters on
+nanoGPT's split (the first 90% train, the last 10% validation, no test), where
+nanoGPT's 10.7M-parameter Transformer reaches 1.4697 nats per character
+(2.12 bits) and the bigram floor is 2.484 nats (REFERENCES.md). The data:
+
+    python -m experiments.get_data tinyshakespeare   # writes data/tinyshakespeare/input.txt
+
+or ``--config.data.dir=`` any text file or folder of ``*.txt`` files. TFDS's
+90/5/5 split, with a test part: ``--config.data.valid_fraction=0.05
+--config.data.test_fraction=0.05``.
+
+cpu: 1x256 LSTM, trains in a few minutes on 2 CPU cores:
+
+    python -m experiments.lm_perplexity --config=configs/shakespeare.py:cpu \\
+        --workdir=runs/shakespeare_cpu
+
+target: 2x512 LSTM with dropout, the size expected to reach 1.47 nats per
+character within an hour of training (docs/char_lm.md has the measured curve):
+
+    python -m experiments.lm_perplexity --config=configs/shakespeare.py:target \\
+        --workdir=runs/shakespeare_target
+
+gpu: 3x1024 LSTM, larger batch and window, for an accelerator:
+
+    python -m experiments.lm_perplexity --config=configs/shakespeare.py:gpu \\
+        --workdir=runs/shakespeare_gpu
+
+Measured results (validation bits per character) are in docs/char_lm.md with
+the commands that produced them.
+"""
+
+from configs import default
+
+VARIANTS = {
+    # layers, hidden, dropout, batch, bptt, epochs, learning rate, steps between validations
+    "cpu": (1, 256, 0.0, 32, 64, 2, 3e-3, 100),
+    "target": (2, 512, 0.2, 32, 128, 10, 2e-3, 100),
+    "gpu": (3, 1024, 0.3, 64, 256, 30, 1e-3, 0),
+}
+
+
+def get_config(arg: str | None = None):
+  variant = arg or "cpu"
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r} of configs/shakespeare.py; "
+                     f"valid: {', '.join(VARIANTS)}")
+  layers, hidden, dropout, batch, bptt, epochs, lr, eval_every = VARIANTS[variant]
+  c = default.get_config()
+  c.name = f"Tiny Shakespeare, {layers}x{hidden} LSTM ({variant})"
+  c.num_epochs = epochs
+  c.log_every_steps = 50
+  c.eval_every_steps = eval_every
+  c.checkpoint_every_steps = 200
+  c.model.cell = "lstm"
+  c.model.num_layers = layers
+  c.model.hidden_size = hidden
+  c.model.embed_size = 0
+  c.model.dropout_rate = dropout
+  c.model.init_scale = 0.0  # LeCun-normal inputs, orthogonal recurrence
+  c.model.cell_options.forget_bias = 1.0
+  c.data.source = "local"
+  c.data.unit = "char"
+  c.data.dir = "data/tinyshakespeare"
+  c.data.valid_fraction = 0.1  # nanoGPT's split: first 90% train, last 10% valid
+  c.data.test_fraction = 0.0
+  c.data.batch_size = batch
+  c.data.bptt = bptt
+  # 16 streams, state carried within each: 16x fewer sequential steps than
+  # batch 1, at the cost of 16 cold starts instead of one.
+  c.data.eval_batch_size = 16
+  c.data.eval_bptt = 256
+  c.optim.name = "adam"
+  c.optim.learning_rate = lr
+  c.optim.schedule = "cosine"
+  c.optim.clip_norm = 1.0
+  c.optim.loss_sum_over_time = False
+  c.samples.temperatures = (0.5, 0.8, 1.0)
+  c.samples.num = 1
+  c.samples.length = 400
+  return c
