@@ -105,7 +105,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.loss_sum_over_time = True
 
   # Seeded samples written into results.md at the end: per temperature, num samples of length tokens (0 = 300 chars / 30 words).
-  c.samples = ml_collections.ConfigDict({"temperatures": (0.5, 1.0), "num": 2, "length": 0, "seed": 0})
+  # For the synthetic grammar instead: grammar_sentences sampled sentences checked by the grammar (0 = none).
+  c.samples = ml_collections.ConfigDict({"temperatures": (0.5, 1.0), "num": 2, "length": 0,
+                                         "seed": 0, "grammar_sentences": 1000})
 
   # Published figures shown beside ours in results.md (valid/test perplexity).
   c.paper = ml_collections.ConfigDict({"source": "", "valid": 0.0, "test": 0.0, "params": ""})

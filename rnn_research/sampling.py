@@ -57,7 +57,14 @@ def decode(vocab: corpus_lib.Vocab, unit: str, ids: Sequence[int]) -> str:
   tokens = vocab.decode(ids)
   if unit == "char":
     return "".join(tokens)
-  return " ".join(tokens).replace(f" {vocab.eos}", "\n").replace(vocab.eos, "\n")
+  lines, line = [], []
+  for t in tokens:
+    if t == vocab.eos:
+      lines.append(" ".join(line))
+      line = []
+    else:
+      line.append(t)
+  return "\n".join(lines + [" ".join(line)])
 
 
 def check_request(num_tokens: int, num_samples: int, temperature: float = 1.0,

@@ -438,11 +438,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     results["optimal_test_ppl"] = corpus.optimal_ppl["test"]
   if primary:
     markdown = results_markdown(config, results)
-    if config.data.source == "synthetic":
+    num_sentences = config.get("samples", {}).get("grammar_sentences", 0)
+    if config.data.source == "synthetic" and num_sentences:
       grammar_md, results["generated"] = sampling.grammar_report(
-          model, params, corpus.vocab, seed=config.seed)
+          model, params, corpus.vocab, num_sentences=num_sentences, seed=config.seed)
       markdown += "\n\n" + grammar_md
-    if config.get("samples"):
+    elif config.get("samples"):  # the grammar's section has the samples of its model
       markdown += "\n\n" + sampling.samples_markdown(model, params, corpus.vocab,
                                                      unit, config.samples)
     metrics_lib.write_results(workdir, results, markdown)
@@ -508,7 +509,7 @@ def results_markdown(config, results: dict) -> str:
   return "\n".join(lines)
 
 
-def _load_run(workdir: str):
+def load_run(workdir: str):
   """(config, model, best params, vocab) of a language-model workdir."""
   workdir = pathlib.Path(workdir)
   config_path = workdir / "config.json"
@@ -530,7 +531,7 @@ def restore_language_model(workdir: str):
   The architecture comes from the workdir's config.json and the vocabulary
   from its vocab.json, so the caller needs nothing but the path.
   """
-  _, model, params, vocab = _load_run(workdir)
+  _, model, params, vocab = load_run(workdir)
   return model, params, vocab
 
 
@@ -541,7 +542,7 @@ def evaluate_workdir(workdir: str, splits=("valid", "test"), data_dir: str | Non
   Another corpus is encoded with the run's vocabulary; its out-of-vocabulary
   words become ``<unk>`` and their rate is reported.
   """
-  config, model, params, vocab = _load_run(workdir)
+  config, model, params, vocab = load_run(workdir)
   eval_step = make_eval_step(model)
   results = {}
   if data_dir:
