@@ -27,11 +27,19 @@ gpu: 3x1024 LSTM, larger batch and window, for an accelerator:
     python -m experiments.lm_perplexity --config=configs/shakespeare.py:gpu \\
         --workdir=runs/shakespeare_gpu
 
+Any variant with another cell: ``--config=configs/shakespeare.py:cpu,gru``
+(lstm, gru or elman).
+
 Measured results (validation bits per character) are in docs/char_lm.md with
 the commands that produced them.
 """
 
+import ml_collections
+
 from configs import default
+
+# Cells of the comparison (``:cpu,gru``) and their options.
+CELLS = {"lstm": {"forget_bias": 1.0}, "gru": {}, "elman": {}}
 
 VARIANTS = {
     # layers, hidden, dropout, batch, bptt, epochs, learning rate, steps between validations
@@ -42,24 +50,30 @@ VARIANTS = {
 
 
 def get_config(arg: str | None = None):
-  variant = arg or "cpu"
+  """``arg`` is ``variant`` or ``variant,cell`` (e.g. ``cpu,gru``; default lstm)."""
+  variant, _, cell = (arg or "cpu").partition(",")
+  cell = cell or "lstm"
   if variant not in VARIANTS:
     raise ValueError(f"unknown variant {variant!r} of configs/shakespeare.py; "
                      f"valid: {', '.join(VARIANTS)}")
+  if cell not in CELLS:
+    raise ValueError(f"unknown cell {cell!r} in configs/shakespeare.py:{arg}; "
+                     f"valid: {', '.join(CELLS)}")
   layers, hidden, dropout, batch, bptt, epochs, lr, eval_every = VARIANTS[variant]
   c = default.get_config()
-  c.name = f"Tiny Shakespeare, {layers}x{hidden} LSTM ({variant})"
+  c.name = f"Tiny Shakespeare, {layers}x{hidden} {cell} ({variant})"
   c.num_epochs = epochs
   c.log_every_steps = 50
   c.eval_every_steps = eval_every
   c.checkpoint_every_steps = 200
-  c.model.cell = "lstm"
+  c.model.cell = cell
   c.model.num_layers = layers
   c.model.hidden_size = hidden
   c.model.embed_size = 0
   c.model.dropout_rate = dropout
   c.model.init_scale = 0.0  # LeCun-normal inputs, orthogonal recurrence
-  c.model.cell_options.forget_bias = 1.0
+  # The LSTM's forget gate starts open (Gers et al. 2000; Jozefowicz et al. 2015).
+  c.model.cell_options = ml_collections.ConfigDict(CELLS[cell])
   c.data.source = "local"
   c.data.unit = "char"
   c.data.dir = "data/tinyshakespeare"
