@@ -61,7 +61,7 @@ def get_config(arg: str | None = None):
                      f"valid: {', '.join(CELLS)}")
   layers, hidden, dropout, batch, bptt, epochs, lr, eval_every = VARIANTS[variant]
   c = default.get_config()
-  c.name = f"Tiny Shakespeare, {layers}x{hidden} {cell} ({variant})"
+  c.name = f"{layers}x{hidden} {cell} character model ({variant})"
   c.num_epochs = epochs
   c.log_every_steps = 50
   c.eval_every_steps = eval_every
