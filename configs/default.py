@@ -21,6 +21,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_steps = 0
   # Steps between train-metric lines in metrics.jsonl and progress output.
   c.log_every_steps = 100
+  # Steps between validations (and best-checkpoint checks) inside an epoch; 0 = only at epoch end.
+  c.eval_every_steps = 0
   # Steps between checkpoints inside an epoch (one is always saved at epoch end); 0 = only there.
   c.checkpoint_every_steps = 500
   # On a non-finite loss or gradient: 'stop' (error naming the step) or 'skip' (drop the update, count it).
@@ -67,6 +69,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Folder with ptb.{train,valid,test}.txt, wiki.*.tokens or {train,valid,test}.txt;
   # `python -m experiments.get_data ptb` fills data/ptb (docs/data.md).
   c.data.dir = "data/ptb"
+  # Tokens: word (whitespace-separated, <eos> at each line end) or char (every character, newlines too).
+  c.data.unit = "word"
+  # One text (a file, or for char a folder of *.txt) is cut in order: train, valid, test; nanoGPT's split is 0.1/0.0, TFDS's 0.05/0.05.
+  c.data.valid_fraction = 0.05
+  c.data.test_fraction = 0.05
   # Hugging Face dataset and config name, for source=hf (e.g. ptb_text_only, wikitext).
   c.data.hf_name = "ptb_text_only"
   c.data.hf_config = ""
@@ -98,6 +105,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.0
   # Differentiate the loss summed over the BPTT window (Zaremba et al.'s code) instead of its mean.
   c.optim.loss_sum_over_time = True
+
+  # Seeded samples written into results.md at the end: per temperature, num samples of length tokens (0 = 300 chars / 30 words).
+  # For the synthetic grammar instead: grammar_sentences sampled sentences checked by the grammar (0 = none).
+  c.samples = ml_collections.ConfigDict({"temperatures": (0.5, 1.0), "num": 2, "length": 0,
+                                         "seed": 0, "grammar_sentences": 1000})
 
   # Published figures shown beside ours in results.md (valid/test perplexity).
   c.paper = ml_collections.ConfigDict({"source": "", "valid": 0.0, "test": 0.0, "params": ""})

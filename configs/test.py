@@ -27,4 +27,8 @@ def get_config(arg: str | None = None):
   c.optim.name = "sgd"
   c.optim.learning_rate = 1.0
   c.optim.decay_after_epochs = 1
+  c.samples.temperatures = (1.0,)
+  c.samples.num = 1
+  c.samples.length = 10
+  c.samples.grammar_sentences = 50
   return c

@@ -191,6 +191,25 @@ class Fixed(Rule):
 
 
 @dataclasses.dataclass(frozen=True)
+class TupleOf(Rule):
+  """A tuple (or list) of values, each valid under ``item``; may be empty."""
+
+  item: Rule
+
+  @property
+  def text(self) -> str:
+    return f"a tuple, each item {self.item.text}"
+
+  def problem(self, value, parent=None):
+    if not isinstance(value, (tuple, list)):
+      return self._bad(value)
+    for item in value:
+      if self.item.problem(item, parent) is not None:
+        return self._bad(value)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
 class ListOf(Rule):
   """A ``sep``-separated string of items, each valid under ``item``.
 
@@ -405,6 +424,17 @@ def optim_schema() -> dict[str, Rule]:
   }
 
 
+def _fractions(config, prefix: str) -> tuple[str, str] | None:
+  d = config.get("data")
+  if d is None or d.get("valid_fraction") is None or d.get("test_fraction") is None:
+    return None
+  if d.valid_fraction + d.test_fraction >= 1:
+    return ("data.valid_fraction", f" = {d.valid_fraction} and config.{prefix}"
+            f"data.test_fraction = {d.test_fraction} leave no training text; their sum "
+            "must be below 1")
+  return None
+
+
 def _tied_sizes(config, prefix: str) -> tuple[str, str] | None:
   m = config.get("model")
   if m is None or not m.get("tie_weights"):
@@ -434,6 +464,7 @@ def lm_schema() -> Schema:
       "tensorboard": Bool(),
       "record_step_gradients": Bool(),
       "data_parallel": Bool(),
+      "eval_every_steps": Int(0, note="0 = at epoch ends only"),
       "model": {
           "cell": Choice(cells.CELLS, "cell", sort=True),
           "hidden_size": POSITIVE,
@@ -452,6 +483,9 @@ def lm_schema() -> Schema:
       "data": {
           "source": Choice(corpus.SOURCES, "data source"),
           "dir": PATH,
+          "unit": Choice(corpus.UNITS, "data unit"),
+          "valid_fraction": Float(above=0.0, below=1.0),
+          "test_fraction": Float(0.0, below=1.0),
           "hf_name": Str(),
           "hf_config": Str(note="'' = the dataset's default"),
           "grammar_seed": SEED,
@@ -464,13 +498,20 @@ def lm_schema() -> Schema:
           "eval_bptt": POSITIVE,
       },
       "optim": optim_schema(),
+      "samples": {
+          "temperatures": TupleOf(Float(0.0, note="0 = greedy")),
+          "num": Int(0),
+          "length": Int(0, note="0 = 300 characters or 30 words"),
+          "seed": SEED,
+          "grammar_sentences": Int(0, note="0 = none"),
+      },
       "paper": {
           "source": Str(note="'' = no published row"),
           "valid": Float(0.0),
           "test": Float(0.0, note="0 = no published row"),
           "params": Str(),
       },
-  }, checks=(_tied_sizes,))
+  }, checks=(_tied_sizes, _fractions))
 
 
 def _agreement_lm_files(config, prefix: str) -> tuple[str, str] | None:

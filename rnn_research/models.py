@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 from rnn_research import cells as cells_lib
@@ -226,15 +227,56 @@ class SequenceModel(nn.Module):
                  for _ in range(self.num_layers))
 
 
+def check_sampling(temperature: float = 1.0, top_k: int = 0,
+                   top_p: float = 1.0) -> None:
+  """Raises ValueError for sampling settings :func:`generate` cannot honour."""
+  if not temperature >= 0:  # also refuses NaN
+    raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+  if not isinstance(top_k, (int, np.integer)) or top_k < 0:
+    raise ValueError(f"top_k must be an integer >= 0 (0 = all tokens), got {top_k}")
+  if not 0 < top_p <= 1:
+    raise ValueError(f"top_p must be in (0, 1] (1 = all tokens), got {top_p}")
+
+
+def filter_logits(logits: Array, temperature: float = 1.0, top_k: int = 0,
+                  top_p: float = 1.0) -> Array:
+  """Logits (B, V) of the sampling distribution: temperature, then top-k, then top-p.
+
+  ``logits / temperature``; with ``top_k`` > 0 every token below the k-th
+  largest logit gets -inf; with ``top_p`` < 1 (nucleus sampling, Holtzman et
+  al. 2020) only the smallest set of most probable tokens whose probability
+  (after temperature and top-k) reaches ``top_p`` is kept: a token is kept
+  when the tokens more probable than it hold less than ``top_p``, so the most
+  probable token always is. Tokens tied with the last kept one are kept too.
+  ``temperature`` must be > 0 here (greedy decoding takes the argmax).
+  """
+  logits = logits / temperature
+  if top_k > 0:
+    kth = jax.lax.top_k(logits, min(top_k, logits.shape[-1]))[0][:, -1:]  # (B, 1)
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if top_p < 1:
+    ordered = jnp.sort(logits, axis=-1)[:, ::-1]  # (B, V), most probable first
+    probs = jax.nn.softmax(ordered, axis=-1)
+    before = jnp.cumsum(probs, axis=-1) - probs  # mass of the more probable tokens
+    last = jnp.min(jnp.where(before < top_p, ordered, jnp.inf), axis=-1,
+                   keepdims=True)  # (B, 1): the least probable kept logit
+    logits = jnp.where(logits < last, -jnp.inf, logits)
+  return logits
+
+
 def generate(model: LanguageModel, params, prompt: Array, num_tokens: int,
-             rng: Array, temperature: float = 1.0, top_k: int = 0) -> Array:
+             rng: Array, temperature: float = 1.0, top_k: int = 0,
+             top_p: float = 1.0) -> Array:
   """Samples ``num_tokens`` continuations of ``prompt`` (B, P) int -> (B, num_tokens).
 
   The prompt is read in one pass (carry and last logits); then each sampled
-  word is fed back with the carry, one step at a time. ``temperature`` < 1
+  token is fed back with the carry, one step at a time. ``temperature`` < 1
   sharpens the distribution (0 is greedy); ``top_k`` > 0 samples only among
-  the k most probable words.
+  the k most probable tokens; ``top_p`` < 1 samples from the nucleus, the
+  fewest most probable tokens holding probability ``top_p``
+  (:func:`filter_logits`).
   """
+  check_sampling(temperature, top_k, top_p)
   if prompt.ndim != 2 or prompt.shape[1] < 1:
     raise ValueError(f"prompt must be (batch, length >= 1), got {prompt.shape}")
   logits, carries = model.apply({"params": params}, prompt,
@@ -243,11 +285,8 @@ def generate(model: LanguageModel, params, prompt: Array, num_tokens: int,
   def pick(logits, key):  # (B, V) -> (B,)
     if temperature <= 0:
       return jnp.argmax(logits, axis=-1)
-    logits = logits / temperature
-    if top_k > 0:
-      kth = jax.lax.top_k(logits, top_k)[0][:, -1:]  # (B, 1)
-      logits = jnp.where(logits < kth, -jnp.inf, logits)
-    return jax.random.categorical(key, logits, axis=-1)
+    return jax.random.categorical(
+        key, filter_logits(logits, temperature, top_k, top_p), axis=-1)
 
   def step(state, key):
     carries, logits = state

@@ -48,6 +48,7 @@ from rnn_research import metrics as metrics_lib
 from rnn_research import optim
 from rnn_research import parallel
 from rnn_research import probes
+from rnn_research import sampling
 from rnn_research.data import batching
 from rnn_research.data import corpus as corpus_lib
 from rnn_research.models import LanguageModel
@@ -180,6 +181,18 @@ def evaluate(eval_step, model: LanguageModel, params, ids: np.ndarray,
   return metrics_lib.perplexity(total / max(count, 1))
 
 
+def per_token_figures(ppl: float | None, split: str, unit: str) -> dict:
+  """For a character model, ``{split}_nats`` and ``{split}_bpc`` of a perplexity.
+
+  Nats per character = ln(ppl); bits per character = nats / ln 2. Empty for
+  word models (their figure is the perplexity) and for a missing split.
+  """
+  if unit != "char" or ppl is None:
+    return {}
+  nats = math.log(ppl)
+  return {f"{split}_nats": nats, f"{split}_bpc": nats / math.log(2)}
+
+
 def _fingerprint(config: ml_collections.ConfigDict) -> dict:
   d = config.to_dict()
   fp = {k: d.get(k) for k in _IDENTITY_FIELDS}
@@ -265,6 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   corpus = _load_vocab_and_corpus(config, workdir)
   model = build_model(config, len(corpus.vocab))
   d = config.data
+  unit = d.get("unit", "word")
   mesh = parallel.make_mesh() if config.data_parallel else None
   if mesh is not None:
     parallel.check_divisible(mesh, d.batch_size)
@@ -370,12 +384,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                           f"ppl {metrics_lib.perplexity(loss):.1f}")
           _check_finite(state, config, latest)
           pending, window_start, window_steps = [], time.perf_counter(), 0
-        if end_of_epoch:
+        eval_every = config.get("eval_every_steps", 0)
+        if end_of_epoch or (eval_every and step % eval_every == 0):
           valid_ppl = evaluate(eval_step, model, state.params, corpus.valid,
                                d.eval_batch_size, d.eval_bptt, mesh)
-          history.append({"epoch": epoch + 1, "step": step, "valid_ppl": valid_ppl})
-          writer.write(step, "valid", ppl=valid_ppl, epoch=epoch + 1)
-          logging.info("epoch %d: valid ppl %.2f", epoch + 1, valid_ppl)
+          per_token = per_token_figures(valid_ppl, "valid", unit)
+          history.append({"epoch": epoch + 1, "step": step, "valid_ppl": valid_ppl,
+                          **per_token})
+          writer.write(step, "valid", ppl=valid_ppl, epoch=epoch + 1,
+                       **{k.removeprefix("valid_"): v for k, v in per_token.items()})
+          logging.info("epoch %d: valid ppl %.3f%s", epoch + 1, valid_ppl,
+                       f", {per_token['valid_bpc']:.4f} bpc" if per_token else "")
           if best["valid_ppl"] is None or valid_ppl < best["valid_ppl"]:
             best = {"valid_ppl": valid_ppl, "step": step, "epoch": epoch + 1}
             _check_finite(state, config, latest)
@@ -394,26 +413,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   params, _, best_step = best_ckpt.restore(state.params)
   valid_ppl = evaluate(eval_step, model, params, corpus.valid, d.eval_batch_size,
                        d.eval_bptt, mesh)
-  test_ppl = evaluate(eval_step, model, params, corpus.test, d.eval_batch_size,
-                      d.eval_bptt, mesh)
+  # A corpus cut by fractions may have no test split (nanoGPT's split).
+  test_ppl = (evaluate(eval_step, model, params, corpus.test, d.eval_batch_size,
+                       d.eval_bptt, mesh) if corpus.test.size > d.eval_batch_size else None)
   writer.write(step, "test", ppl=test_ppl, valid_ppl=valid_ppl, best_step=best_step)
   writer.close()
   results = {
       "valid_ppl": valid_ppl, "test_ppl": test_ppl,
       "tokens_per_sec": float(np.median(tok_rates)) if tok_rates else None,
       "compile_seconds": compile_seconds, "best_step": best_step,
-      "best_epoch": best["epoch"], "steps": step, "epochs": len(history),
+      "best_epoch": best["epoch"], "steps": step, "epochs": -(-step // steps_per_epoch),
       "num_params": int(num_params), "skipped_updates": int(state.skipped),
       "history": history, "device": str(jax.devices()[0].platform),
+      "unit": unit, "split_tokens": {s: int(corpus.split(s).size)
+                                     for s in corpus_lib.SPLITS},
+      **per_token_figures(valid_ppl, "valid", unit),
+      **per_token_figures(test_ppl, "test", unit),
   }
+  if corpus.split_note:
+    results["splits"] = corpus.split_note
   if getattr(corpus, "optimal_ppl", None):
     results["optimal_valid_ppl"] = corpus.optimal_ppl["valid"]
     results["optimal_test_ppl"] = corpus.optimal_ppl["test"]
   if primary:
-    metrics_lib.write_results(workdir, results, results_markdown(config, results))
+    markdown = results_markdown(config, results)
+    num_sentences = config.get("samples", {}).get("grammar_sentences", 0)
+    if config.data.source == "synthetic" and num_sentences:
+      grammar_md, results["generated"] = sampling.grammar_report(
+          model, params, corpus.vocab, num_sentences=num_sentences, seed=config.seed)
+      markdown += "\n\n" + grammar_md
+    elif config.get("samples"):  # the grammar's section has the samples of its model
+      markdown += "\n\n" + sampling.samples_markdown(model, params, corpus.vocab,
+                                                     unit, config.samples)
+    metrics_lib.write_results(workdir, results, markdown)
   latest.close()
   best_ckpt.close()
-  logging.info("valid ppl %.2f, test ppl %.2f", valid_ppl, test_ppl)
+  logging.info("valid ppl %.3f, test ppl %s", valid_ppl,
+               "-" if test_ppl is None else f"{test_ppl:.3f}")
   return results
 
 
@@ -428,13 +464,24 @@ def _check_finite(state: TrainState, config, latest: ckpt_lib.Checkpointer) -> N
 
 
 def results_markdown(config, results: dict) -> str:
-  """The run's row in the layout of Zaremba et al. 2014's Table 1."""
+  """The run's row in the layout of Zaremba et al. 2014's Table 1.
+
+  Character models show bits and nats per character beside the perplexity,
+  and the summary says which split each figure is on.
+  """
   m = config.model
+  char = results.get("unit") == "char"
   header = ["model", "cell", "layers", "hidden", "params", "valid ppl", "test ppl"]
+  if char:
+    header += ["valid bpc", "test bpc", "valid nats/char", "test nats/char"]
   name = config.get("name", "") or f"{m.num_layers}x{m.hidden_size} {m.cell}"
-  ppl = lambda x: f"{x:.2f}"
-  rows = [[name, m.cell, m.num_layers, m.hidden_size, f"{results['num_params'] / 1e6:.1f}M",
+  ppl = lambda x: "-" if x is None else f"{x:.2f}"
+  four = lambda x: "-" if x is None else f"{x:.4f}"
+  rows = [[name, m.cell, m.num_layers, m.hidden_size, f"{results['num_params'] / 1e6:.{2 if char else 1}f}M",
            ppl(results["valid_ppl"]), ppl(results["test_ppl"])]]
+  if char:
+    rows[0] += [four(results.get(k)) for k in ("valid_bpc", "test_bpc", "valid_nats",
+                                               "test_nats")]
   paper = config.get("paper")
   if paper and paper.get("test"):
     rows.append([f"{paper.get('source', 'paper')}", m.cell, m.num_layers, m.hidden_size,
@@ -442,15 +489,27 @@ def results_markdown(config, results: dict) -> str:
   if "optimal_test_ppl" in results:
     rows.append(["true grammar (optimum)", "-", "-", "-", "-",
                  ppl(results["optimal_valid_ppl"]), ppl(results["optimal_test_ppl"])])
+  rows = [row + ["-"] * (len(header) - len(row)) for row in rows]
   tps = results.get("tokens_per_sec")
+  counts = results.get("split_tokens")
+  unit_name = "characters" if char else "tokens"
+  where = ""
+  if counts:
+    where = (f"valid = the validation split ({counts['valid']:,} {unit_name}), test = "
+             + (f"the test split ({counts['test']:,} {unit_name})" if counts["test"]
+                else "none (the corpus has no test split)")
+             + (f"; {results['splits']}" if results.get("splits") else "") + ". ")
   lines = [f"# {name}", "", metrics_lib.markdown_table(header, rows), "",
+           f"Figures of the best checkpoint (by validation perplexity): {where}"
+           + ("bpc = nats per character / ln 2." if char else ""),
+           "",
            f"Training throughput: {tps:,.0f} tokens/s on {results['device']}; "
            f"{results['steps']} steps, best epoch {results['best_epoch']}."
            if tps else ""]
   return "\n".join(lines)
 
 
-def _load_run(workdir: str):
+def load_run(workdir: str):
   """(config, model, best params, vocab) of a language-model workdir."""
   workdir = pathlib.Path(workdir)
   config_path = workdir / "config.json"
@@ -473,7 +532,7 @@ def restore_language_model(workdir: str):
   The architecture comes from the workdir's config.json and the vocabulary
   from its vocab.json, so the caller needs nothing but the path.
   """
-  _, model, params, vocab = _load_run(workdir)
+  _, model, params, vocab = load_run(workdir)
   return model, params, vocab
 
 
@@ -484,13 +543,16 @@ def evaluate_workdir(workdir: str, splits=("valid", "test"), data_dir: str | Non
   Another corpus is encoded with the run's vocabulary; its out-of-vocabulary
   words become ``<unk>`` and their rate is reported.
   """
-  config, model, params, vocab = _load_run(workdir)
+  config, model, params, vocab = load_run(workdir)
   eval_step = make_eval_step(model)
   results = {}
   if data_dir:
-    files = corpus_lib.find_split_files(data_dir)
+    d = config.data
+    texts, _ = corpus_lib.local_splits(data_dir, d.get("unit", "word"),
+                                       d.get("valid_fraction", 0.05),
+                                       d.get("test_fraction", 0.05))
     for split in splits:
-      ids, num_oov = vocab.encode_with_oov(corpus_lib.read_tokens(files[split]))
+      ids, num_oov = vocab.encode_with_oov(texts[split])
       results[split] = {"ppl": evaluate(eval_step, model, params, ids, batch_size, bptt),
                         "tokens": int(ids.size), "oov_rate": num_oov / max(ids.size, 1)}
   else:

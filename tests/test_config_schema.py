@@ -18,7 +18,8 @@ CONFIGS = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem != "_
 STUDY_OF = {
     "default": config_schema.lm_schema, "ptb": config_schema.lm_schema,
     "wikitext2": config_schema.lm_schema, "demo": config_schema.lm_schema,
-    "test": config_schema.lm_schema, "agreement": config_schema.agreement_schema,
+    "test": config_schema.lm_schema, "shakespeare": config_schema.lm_schema,
+    "agreement": config_schema.agreement_schema,
     "gradients": config_schema.gradients_schema,
 }
 

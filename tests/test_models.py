@@ -143,3 +143,55 @@ def test_linear_recurrence_language_model_generates_from_its_parallel_pass(cell)
   grads = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, seq,
                                                  model.initial_carries(2))[0] ** 2))(params)
   assert all(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads))
+
+
+def test_top_p_keeps_the_smallest_nucleus_and_renormalises():
+  probs = jnp.array([[0.05, 0.5, 0.15, 0.3]])
+  logits = jnp.log(probs)
+  kept = lambda p: np.isfinite(np.asarray(models.filter_logits(logits, top_p=p)))[0].tolist()
+  assert kept(0.45) == [False, True, False, False]  # the top token alone holds 0.5
+  assert kept(0.75) == [False, True, False, True]  # 0.5 + 0.3 >= 0.75
+  assert kept(0.9) == [False, True, True, True]
+  assert kept(1.0) == [True, True, True, True]
+  # Sampling from the nucleus: excluded tokens never come, the rest in proportion.
+  draws = np.asarray(jax.random.categorical(
+      jax.random.key(0), models.filter_logits(logits, top_p=0.75), shape=(4000, 1)))
+  counts = np.bincount(draws.ravel(), minlength=4)
+  assert counts[0] == counts[2] == 0
+  np.testing.assert_allclose(counts[1] / counts.sum(), 0.5 / 0.8, atol=0.03)
+
+
+def test_top_p_after_top_k_and_temperature():
+  logits = jnp.log(jnp.array([[0.4, 0.3, 0.2, 0.1]]))
+  # top_k=3 drops 0.1; renormalised 0.44, 0.33, 0.22: top_p=0.7 keeps two.
+  out = models.filter_logits(logits, top_k=3, top_p=0.7)
+  assert np.isfinite(np.asarray(out))[0].tolist() == [True, True, False, False]
+  # A high temperature flattens the distribution, so the nucleus grows.
+  hot = models.filter_logits(logits, temperature=100.0, top_p=0.7)
+  assert int(np.isfinite(np.asarray(hot)).sum()) == 3
+
+
+def test_generate_top_p_is_seeded_and_a_tiny_nucleus_is_greedy():
+  model = _lm()
+  params = _init(model)
+  prompt = jnp.array([[1, 2], [3, 4]])
+  a = models.generate(model, params, prompt, 20, jax.random.key(7), top_p=0.9)
+  b = models.generate(model, params, prompt, 20, jax.random.key(7), top_p=0.9)
+  c = models.generate(model, params, prompt, 20, jax.random.key(8), top_p=0.9)
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+  greedy = models.generate(model, params, prompt, 20, jax.random.key(0), temperature=0.0)
+  tiny = models.generate(model, params, prompt, 20, jax.random.key(3), top_p=1e-6)
+  np.testing.assert_array_equal(tiny, greedy)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+    ({"top_p": 1.01}, r"top_p must be in \(0, 1\]"),
+    ({"temperature": -0.5}, "temperature must be >= 0"),
+    ({"top_k": -1}, "top_k must be an integer >= 0"),
+])
+def test_generate_refuses_bad_sampling_settings(kwargs, message):
+  model = _lm()
+  with pytest.raises(ValueError, match=message):
+    models.generate(model, _init(model), jnp.array([[1]]), 3, jax.random.key(0), **kwargs)

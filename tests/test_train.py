@@ -554,3 +554,70 @@ def test_language_model_study_trains_the_linear_recurrence_cells(cell, tmp_path)
   assert results["steps"] > 0
   assert 1.0 < results["valid_ppl"] < 1e4 and 1.0 < results["test_ppl"] < 1e4
   assert json.loads((tmp_path / "config.json").read_text())["model"]["cell"] == cell
+
+
+# ---------------------------------------------------------------------------
+# Character models.
+
+CHAR_TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 6
+
+
+def char_config(path, **overrides):
+  return tiny_config(**{"data.source": "local", "data.unit": "char", "data.dir": str(path),
+                        "data.valid_fraction": 0.2, "data.test_fraction": 0.1,
+                        "data.bptt": 8, **overrides})
+
+
+@pytest.fixture(scope="module")
+def char_run(tmp_path_factory):
+  root = tmp_path_factory.mktemp("char")
+  (root / "play.txt").write_text(CHAR_TEXT, encoding="utf-8")
+  workdir = root / "run"
+  results = train.train_and_evaluate(char_config(root / "play.txt"), str(workdir))
+  return root, workdir, results
+
+
+def test_char_run_reports_bits_per_character_beside_perplexity(char_run):
+  _, workdir, results = char_run
+  stored = json.loads((workdir / "results.json").read_text())
+  assert stored["unit"] == "char"
+  for split in ("valid", "test"):
+    nats = stored[f"{split}_nats"]
+    assert nats == pytest.approx(np.log(stored[f"{split}_ppl"]), rel=1e-12)
+    assert stored[f"{split}_bpc"] == pytest.approx(nats / np.log(2), rel=1e-12)
+  assert len(CHAR_TEXT) == 486  # 70% = 340.2, then 2:1 of the remaining 146
+  assert stored["split_tokens"] == {"train": 340, "valid": 97, "test": 49}
+  assert all("valid_bpc" in h for h in stored["history"])
+  md = (workdir / "results.md").read_text()
+  assert "valid bpc" in md and f"{stored['valid_bpc']:.4f}" in md
+  assert "valid = the validation split" in md and "## Samples" in md
+
+
+def test_char_run_resumes_exactly_after_preemption(char_run, tmp_path, monkeypatch):
+  root, ref_dir, ref_results = char_run
+  monkeypatch.setattr(train, "_Preemption", lambda: _PreemptAfter(5))
+  assert train.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))["preempted"]
+  monkeypatch.undo()
+  results = train.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))
+  assert results["valid_bpc"] == ref_results["valid_bpc"]
+  assert_trees_equal(latest_params(tmp_path)[1], latest_params(ref_dir)[1])
+
+
+def test_corpus_without_test_split_reports_none(tmp_path):
+  (tmp_path / "play.txt").write_text(CHAR_TEXT, encoding="utf-8")
+  results = train.train_and_evaluate(
+      char_config(tmp_path / "play.txt", **{"data.test_fraction": 0.0, "num_epochs": 1,
+                                           "samples.temperatures": ()}),
+      str(tmp_path / "run"))
+  assert results["test_ppl"] is None and "test_bpc" not in results
+  assert results["split_tokens"]["test"] == 0
+  assert "test = none" in (tmp_path / "run" / "results.md").read_text()
+
+
+def test_grammar_model_results_say_what_it_generates(reference_run):
+  workdir, results = reference_run
+  generated = results["generated"]
+  assert generated["sampled_sentences"] == 50
+  assert 0 <= generated["generable"] <= generated["agreement_parsed"] <= 50
+  md = (workdir / "results.md").read_text()
+  assert "## What the model generates" in md and "\n3. " in md

@@ -7,11 +7,21 @@ TensorFlow PTB reader read it: split each line on whitespace and append one
 ``<eos>``). With that convention Mikolov's PTB has exactly 10,000 word types
 and the published perplexities are comparable.
 
+Tokens are words or characters (``config.data.unit``). As characters
+(``char``), a text is the sequence of its Unicode characters with newlines
+kept as characters (char-rnn, nanoGPT's ``shakespeare_char``); the vocabulary
+is the training split's characters and ``<unk>``, and a character that
+training lacks becomes ``<unk>`` as an unseen word does.
+
 Three sources, chosen by ``config.data.source``:
 
 * ``local``: a directory of text files, named as Mikolov's PTB
   (``ptb.{train,valid,test}.txt``), WikiText (``wiki.{train,valid,test}.tokens``)
-  or plainly (``{train,valid,test}.txt``);
+  or plainly (``{train,valid,test}.txt``); or one text file, or (characters
+  only) a directory of ``*.txt`` files without split files, which are read as
+  one text in name order. One text is cut by fractions (:func:`split_by_fractions`):
+  the first part trains, the next ``valid_fraction`` validates, the last
+  ``test_fraction`` tests;
 * ``hf``: a Hugging Face hub data set (``ptb_text_only``, ``wikitext``), for
   machines with network access; ``datasets`` is imported only here, since the
   GPU machines do not have it;
@@ -48,6 +58,7 @@ SPLIT_FILE_SCHEMES = (
 )
 
 SOURCES = ("local", "hf", "synthetic")
+UNITS = ("word", "char")
 
 
 class DataError(ValueError):
@@ -91,6 +102,81 @@ def read_tokens(path: str | pathlib.Path) -> list[str]:
     tokens.extend(text.split())
     tokens.append(EOS)
   return tokens
+
+
+def read_chars(path: str | pathlib.Path) -> list[str]:
+  """The characters of a UTF-8 text file, newlines included, as a list.
+
+  Nothing is added or removed but a leading byte-order mark: the file's
+  characters are the stream (``\\r`` too, where the file has it).
+
+  Raises:
+    DataError: the file is missing, or not valid UTF-8 (naming the file, the
+      1-based line and the column).
+  """
+  path = pathlib.Path(path)
+  try:
+    raw = path.read_bytes()
+  except OSError as e:
+    raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+  if raw.startswith(b"\xef\xbb\xbf"):
+    raw = raw[3:]
+  try:
+    text = raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    newline = b"\n"
+    line_start = raw.rfind(newline, 0, e.start) + 1
+    raise DataError(
+        f"{path}:{raw.count(newline, 0, e.start) + 1}: not valid UTF-8 (byte "
+        f"0x{raw[e.start]:02x} at column {e.start - line_start + 1})") from None
+  return list(text)
+
+
+def read_units(path: str | pathlib.Path, unit: str) -> list[str]:
+  """Tokens of a text file: words with ``<eos>`` (:func:`read_tokens`) or characters."""
+  if unit not in UNITS:
+    raise DataError(f"unknown config.data.unit {unit!r}; valid: {', '.join(UNITS)}")
+  return read_tokens(path) if unit == "word" else read_chars(path)
+
+
+def split_by_fractions(tokens: Sequence[str], valid_fraction: float,
+                       test_fraction: float) -> dict[str, Sequence[str]]:
+  """Cuts one token stream into train, valid and test, in that order.
+
+  Train is the first ``int(N * (1 - valid_fraction - test_fraction))`` tokens,
+  and the rest is shared between valid and test in proportion to their
+  fractions. So nanoGPT's ``shakespeare_char`` split is ``(0.1, 0.0)`` (first
+  90% train, last 10% valid, no test) and TFDS's ``tiny_shakespeare`` split is
+  ``(0.05, 0.05)`` (90/5/5); on Tiny Shakespeare both give exactly their
+  published sizes (1,003,854 / 111,540 and 1,003,854 / 55,770 / 55,770).
+
+  Raises:
+    DataError: a fraction outside [0, 1) (valid_fraction must be > 0), or
+      fractions summing to 1 or more.
+  """
+  for name, value in (("valid_fraction", valid_fraction),
+                      ("test_fraction", test_fraction)):
+    if not isinstance(value, (int, float)) or not 0 <= value < 1:
+      raise DataError(f"config.data.{name} must be in [0, 1), got {value!r}")
+  if valid_fraction <= 0:
+    raise DataError("config.data.valid_fraction must be > 0: the trainer "
+                    "validates every epoch")
+  held_out = valid_fraction + test_fraction
+  if held_out >= 1:
+    raise DataError(f"config.data.valid_fraction + test_fraction must be < 1, "
+                    f"got {held_out}")
+  n = len(tokens)
+  train_end = int(n * (1 - held_out))
+  valid_end = train_end + round((n - train_end) * valid_fraction / held_out)
+  return {"train": tokens[:train_end], "valid": tokens[train_end:valid_end],
+          "test": tokens[valid_end:]}
+
+
+def has_split_files(directory: str | pathlib.Path) -> bool:
+  """Whether ``directory`` has a training file of a :data:`SPLIT_FILE_SCHEMES` scheme."""
+  directory = pathlib.Path(directory)
+  return any((directory / s.format(split="train")).is_file()
+             for s in SPLIT_FILE_SCHEMES)
 
 
 def find_split_files(directory: str | pathlib.Path) -> dict[str, pathlib.Path]:
@@ -277,6 +363,9 @@ class Corpus:
     optimal_ppl: for the synthetic grammar only, the perplexity of the true
       generating model on each split ('train', 'valid', 'test'): the best any
       model can reach. None for real text.
+    unit: 'word' or 'char', what one token is.
+    split_note: how the splits were made (files, or fractions of one text),
+      for run summaries.
   """
 
   vocab: Vocab
@@ -286,6 +375,8 @@ class Corpus:
   oov: dict[str, OOVStats]
   source: str
   optimal_ppl: dict[str, float] | None = None
+  unit: str = "word"
+  split_note: str = ""
 
   def split(self, name: str) -> np.ndarray:
     if name not in SPLITS:
@@ -294,10 +385,14 @@ class Corpus:
 
 
 def corpus_from_tokens(splits: Mapping[str, Sequence[str]], source: str,
-                       optimal_ppl: dict[str, float] | None = None) -> Corpus:
+                       optimal_ppl: dict[str, float] | None = None,
+                       unit: str = "word", split_note: str = "") -> Corpus:
   """Builds the vocabulary from ``splits['train']`` and encodes all three."""
   if not splits["train"]:
     raise DataError(f"training split of {source} is empty")
+  if len(splits["valid"]) < 2:
+    raise DataError(f"validation split of {source} has {len(splits['valid'])} "
+                    "tokens; it needs at least 2")
   vocab = Vocab.build(splits["train"])
   arrays, oov = {}, {}
   for name in SPLITS:
@@ -311,7 +406,7 @@ def corpus_from_tokens(splits: Mapping[str, Sequence[str]], source: str,
                    "vocabulary and became %s", source, oov[name].num_oov,
                    oov[name].num_tokens, name, 100 * oov[name].rate, vocab.unk)
   return Corpus(vocab=vocab, oov=oov, source=source, optimal_ppl=optimal_ppl,
-                **arrays)
+                unit=unit, split_note=split_note, **arrays)
 
 
 def _field(config: Any, name: str, default: Any = None) -> Any:
@@ -331,13 +426,60 @@ def _require(config: Any, name: str, source: str) -> Any:
   return value
 
 
-def load_local(directory: str | pathlib.Path) -> Corpus:
-  """A corpus from the three text files of ``directory``."""
-  files = find_split_files(directory)
-  splits = {name: read_tokens(path) for name, path in files.items()}
-  if not splits["train"]:
-    raise DataError(f"training file {files['train']} is empty")
-  return corpus_from_tokens(splits, source=f"local:{pathlib.Path(directory)}")
+def local_splits(path: str | pathlib.Path, unit: str = "word",
+                 valid_fraction: float = 0.05, test_fraction: float = 0.05
+                 ) -> tuple[dict[str, Sequence[str]], str]:
+  """(train/valid/test tokens, how they were split) of a local corpus.
+
+  ``path`` is a directory with split files (:func:`find_split_files`), or one
+  text file cut by the fractions, or, for characters, a directory of
+  ``*.txt`` files read in name order as one text and cut the same way.
+
+  Raises:
+    DataError: a missing or empty text, a bad fraction, a directory without
+      split files (words) or without ``*.txt`` files (characters).
+  """
+  path = pathlib.Path(path)
+  if unit not in UNITS:
+    raise DataError(f"unknown config.data.unit {unit!r}; valid: {', '.join(UNITS)}")
+  if path.is_dir() and (unit == "word" or has_split_files(path)):
+    files = find_split_files(path)
+    splits = {name: read_units(f, unit) for name, f in files.items()}
+    if not splits["train"]:
+      raise DataError(f"training file {files['train']} is empty")
+    return splits, f"split files {', '.join(f.name for f in files.values())}"
+  if path.is_dir():
+    files = sorted(p for p in path.glob("*.txt") if p.is_file())
+    if not files:
+      raise DataError(f"data directory {path} has neither split files "
+                      f"({SPLIT_FILE_SCHEMES[0].format(split='train')}, ...) nor "
+                      "*.txt files to read as one text")
+    tokens = [t for f in files for t in read_units(f, unit)]
+    what = f"{len(files)} *.txt files of {path}" if len(files) > 1 else str(files[0])
+  elif path.is_file():
+    tokens, what = read_units(path, unit), str(path)
+  else:
+    raise DataError(f"data path {path} does not exist; expected a text file "
+                    "or a directory of text files")
+  if not tokens:
+    raise DataError(f"text file {what} is empty")
+  splits = split_by_fractions(tokens, valid_fraction, test_fraction)
+  pct = lambda f: f"{100 * f:g}%"
+  note = (f"{what} cut in order: train the first "
+          f"{pct(1 - valid_fraction - test_fraction)}, valid the next "
+          f"{pct(valid_fraction)}, test the last {pct(test_fraction)}"
+          f" (data.valid_fraction={valid_fraction:g}, "
+          f"data.test_fraction={test_fraction:g})")
+  return splits, note
+
+
+def load_local(directory: str | pathlib.Path, unit: str = "word",
+               valid_fraction: float = 0.05, test_fraction: float = 0.05
+               ) -> Corpus:
+  """A corpus from ``directory``'s split files, or one text cut by fractions."""
+  splits, note = local_splits(directory, unit, valid_fraction, test_fraction)
+  return corpus_from_tokens(splits, source=f"local:{pathlib.Path(directory)}",
+                            unit=unit, split_note=note)
 
 
 def load_hf(name: str, config_name: str = "") -> Corpus:
@@ -414,14 +556,23 @@ def load_synthetic(grammar_seed: int, num_train_sentences: int,
 def load_corpus(data_config: Any) -> Corpus:
   """The corpus that ``config.data`` names.
 
-  Fields read: ``source`` ('local', 'hf' or 'synthetic'); for local ``dir``;
-  for hf ``hf_name`` and ``hf_config`` ('' for none); for synthetic
+  Fields read: ``source`` ('local', 'hf' or 'synthetic'); for local ``dir``,
+  ``unit`` ('word' or 'char'), ``valid_fraction`` and ``test_fraction`` (for
+  one text); for hf ``hf_name`` and ``hf_config`` ('' for none); for synthetic
   ``grammar_seed``, ``num_train_sentences``, ``num_valid_sentences``,
   ``num_test_sentences``.
   """
   source = _field(data_config, "source", "")
+  unit = _field(data_config, "unit", "word")
+  if unit not in UNITS:
+    raise DataError(f"unknown config.data.unit {unit!r}; valid: {', '.join(UNITS)}")
+  if unit == "char" and source != "local":
+    raise DataError(f"config.data.unit='char' needs config.data.source='local' "
+                    f"(a text file or directory), got {source!r}")
   if source == "local":
-    return load_local(_require(data_config, "dir", source))
+    return load_local(_require(data_config, "dir", source), unit,
+                      _field(data_config, "valid_fraction", 0.05),
+                      _field(data_config, "test_fraction", 0.05))
   if source == "hf":
     return load_hf(_require(data_config, "hf_name", source),
                    _field(data_config, "hf_config", ""))

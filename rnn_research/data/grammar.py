@@ -451,6 +451,29 @@ class Grammar:
       return -math.inf
     return lp
 
+  def analyse(self, tokens: Sequence[str]) -> tuple[bool, bool | None]:
+    """(can the process generate ``tokens``, do all its verbs agree).
+
+    The first is ``log_prob(tokens) > -inf``. The second parses again with
+    the verbs' numbers ignored: it is True when every verb (the main verb,
+    and those of relative clauses) has the number of its subject, False when
+    some verb has the other number, and None when the words do not form a
+    sentence even so (an unknown word, a broken phrase, no verb, ...). So a
+    sentence that is wrong only in agreement gives (False, False).
+    """
+    toks = list(tokens)
+    if toks and toks[-1] == EOS:
+      toks.pop()
+    parser = _Parser(self, toks, lenient_agreement=True)
+    try:
+      _, number = parser.np(self._subject_number, 0)
+      parser.verb_phrase(number, 0)
+      if parser.pos != len(toks):
+        raise _NoParse
+    except _NoParse:
+      return False, None
+    return self.log_prob(toks) > -math.inf, parser.disagreements == 0
+
   # -- agreement -------------------------------------------------------------
 
   def _tilted(self, subject_number: int, n_nested: int,
@@ -479,13 +502,22 @@ class _Parser:
   """Recursive descent over the rules of :class:`Grammar`, summing log-probs.
 
   One token of lookahead decides every rule (see the module docstring); the
-  number of an NP, chosen before its determiner, is read off its noun.
+  number of an NP, chosen before its determiner, is read off its noun. With
+  ``lenient_agreement`` a verb of the wrong number is counted in
+  ``disagreements`` instead of ending the parse.
   """
 
-  def __init__(self, g: Grammar, toks: list[str]):
+  def __init__(self, g: Grammar, toks: list[str], lenient_agreement: bool = False):
     self.g = g
     self.toks = toks
     self.pos = 0
+    self.lenient_agreement = lenient_agreement
+    self.disagreements = 0
+
+  def disagree(self) -> None:
+    if not self.lenient_agreement:
+      raise _NoParse
+    self.disagreements += 1
 
   def peek(self, ahead: int = 0) -> str | None:
     i = self.pos + ahead
@@ -534,8 +566,10 @@ class _Parser:
       self.take()
       inner_lp, inner = self.np(g._embedded_number, depth + 1)
       verb = g._vt_index.get(self.take())
-      if verb is None or verb[1] != inner:
+      if verb is None:
         raise _NoParse
+      if verb[1] != inner:
+        self.disagree()
       lp += inner_lp - math.log(len(g.transitive_verbs))
     elif kind == _SRC:
       self.take()
@@ -552,7 +586,7 @@ class _Parser:
     else:
       raise _NoParse
     if verb[1] != number:
-      raise _NoParse  # agreement
+      self.disagree()  # agreement
     lp = g._transitive.logp[transitive] - math.log(len(lemmas))
     if transitive:
       lp += self.np(g._embedded_number, object_depth)[0]

@@ -166,3 +166,120 @@ def test_real_ptb_vocabulary_and_token_counts(shared_data):
   assert c.train.size == 887_521 + 42_068
   assert c.valid.size == 70_390 + 3_370 and c.test.size == 78_669 + 3_761
   assert c.oov["valid"].num_oov == 0 and c.oov["test"].num_oov == 0
+
+
+# ---------------------------------------------------------------------------
+# Characters as tokens.
+
+
+def char_config(path, **overrides):
+  return ml_collections.ConfigDict({"source": "local", "dir": str(path),
+                                    "unit": "char", **overrides})
+
+
+def test_read_chars_keeps_newlines_and_every_character(tmp_path):
+  path = tmp_path / "t.txt"
+  path.write_bytes(b"\xef\xbb\xbfab c\n\nd\xc3\xa9\n")  # BOM, blank line, 'e acute'
+  assert corpus.read_chars(path) == ["a", "b", " ", "c", "\n", "\n", "d", "é", "\n"]
+
+
+def test_read_chars_non_utf8_names_file_line_and_column(tmp_path):
+  path = tmp_path / "t.txt"
+  path.write_bytes(b"fine\nok \xff\n")
+  with pytest.raises(DataError, match=r"t\.txt:2: not valid UTF-8 \(byte 0xff "
+                     r"at column 4\)"):
+    corpus.read_chars(path)
+
+
+def test_split_by_fractions_gives_nanogpt_and_tfds_sizes():
+  tokens = list(range(1_115_394))  # Tiny Shakespeare's length
+  nano = corpus.split_by_fractions(tokens, 0.1, 0.0)
+  assert [len(nano[s]) for s in corpus.SPLITS] == [1_003_854, 111_540, 0]
+  tfds = corpus.split_by_fractions(tokens, 0.05, 0.05)
+  assert [len(tfds[s]) for s in corpus.SPLITS] == [1_003_854, 55_770, 55_770]
+  # In order and without overlap: the splits are consecutive pieces.
+  assert tfds["train"] + tfds["valid"] + tfds["test"] == tokens
+
+
+@pytest.mark.parametrize("valid, test, message", [
+    (0.0, 0.1, "valid_fraction must be > 0"),
+    (1.2, 0.0, r"valid_fraction must be in \[0, 1\)"),
+    (0.1, -0.1, r"test_fraction must be in \[0, 1\)"),
+    (0.6, 0.5, "must be < 1"),
+])
+def test_split_by_fractions_refuses_bad_fractions(valid, test, message):
+  with pytest.raises(DataError, match=message):
+    corpus.split_by_fractions(list("abcdefghij"), valid, test)
+
+
+def test_char_corpus_from_one_file_maps_unseen_characters_to_unk(tmp_path):
+  path = tmp_path / "play.txt"
+  path.write_text("ab\nab\nab\nab\nzq", encoding="utf-8")  # 14 characters
+  c = corpus.load_corpus(char_config(path, valid_fraction=0.2, test_fraction=0.1))
+  assert c.unit == "char"
+  assert c.vocab.tokens == ["a", "b", "\n", "<unk>"]  # from training only
+  assert [len(c.split(s)) for s in corpus.SPLITS] == [9, 3, 2]
+  assert c.vocab.decode(c.train) == list("ab\nab\nab\n")
+  assert c.vocab.decode(c.valid) == ["a", "b", "\n"]
+  assert c.vocab.decode(c.test) == ["<unk>", "<unk>"]  # 'z', 'q' never trained
+  assert (c.oov["test"].num_oov, c.oov["valid"].num_oov) == (2, 0)
+  assert "data.valid_fraction=0.2" in c.split_note
+
+
+def test_char_corpus_from_a_directory_of_split_files(tmp_path):
+  write_splits(tmp_path, "ptb.{split}.txt",
+               {"train": "ab b\n", "valid": "ba\n", "test": "c\n"})
+  c = corpus.load_corpus(char_config(tmp_path))
+  assert c.vocab.decode(c.train) == list("ab b\n")
+  assert c.vocab.decode(c.test) == ["<unk>", "\n"]
+
+
+def test_char_corpus_from_a_directory_reads_its_txt_files_as_one_text(tmp_path):
+  (tmp_path / "b.txt").write_text("ba\n", encoding="utf-8")
+  (tmp_path / "a.txt").write_text("ab\n", encoding="utf-8")
+  (tmp_path / "README.md").write_text("not part of the text", encoding="utf-8")
+  c = corpus.load_corpus(char_config(tmp_path, valid_fraction=0.5, test_fraction=0.0))
+  assert c.vocab.decode(c.train) == list("ab\n")  # a.txt first
+  assert c.vocab.decode(c.valid) == list("ba\n")
+
+
+def test_word_corpus_from_one_file_is_cut_by_the_same_fractions(tmp_path):
+  path = tmp_path / "text.txt"
+  path.write_text("a b\nc d\ne f\ng h\n", encoding="utf-8")  # 12 tokens with <eos>
+  c = corpus.load_corpus(ml_collections.ConfigDict(
+      {"source": "local", "dir": str(path), "unit": "word",
+       "valid_fraction": 0.25, "test_fraction": 0.25}))
+  assert [len(c.split(s)) for s in corpus.SPLITS] == [6, 3, 3]
+  assert c.vocab.decode(c.valid) == ["<unk>", "<unk>", "<eos>"]
+
+
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_empty_text_file_is_one_line_error(tmp_path, unit):
+  path = tmp_path / "empty.txt"
+  path.write_text("", encoding="utf-8")
+  with pytest.raises(DataError, match=r"text file .*empty\.txt is empty") as e:
+    corpus.load_corpus(char_config(path, unit=unit))
+  assert "\n" not in str(e.value)
+
+
+def test_char_unit_errors_name_the_problem(tmp_path):
+  with pytest.raises(DataError, match="unknown config.data.unit 'byte'"):
+    corpus.load_corpus(char_config(tmp_path, unit="byte"))
+  with pytest.raises(DataError, match="needs config.data.source='local'"):
+    corpus.load_corpus(ml_collections.ConfigDict({"source": "synthetic", "unit": "char"}))
+  with pytest.raises(DataError, match="neither split files .* nor \\*.txt"):
+    corpus.load_corpus(char_config(tmp_path))
+  with pytest.raises(DataError, match="does not exist"):
+    corpus.load_corpus(char_config(tmp_path / "nowhere.txt"))
+
+
+def test_real_tiny_shakespeare_on_nanogpts_split(shared_data):
+  path = shared_data / "tinyshakespeare"
+  if not (path / "input.txt").exists():
+    pytest.skip(f"{path}/input.txt not found")
+  c = corpus.load_corpus(char_config(path, valid_fraction=0.1, test_fraction=0.0))
+  assert (len(c.train), len(c.valid), len(c.test)) == (1_003_854, 111_540, 0)
+  assert len(c.vocab) == 65 + 1  # 65 characters and <unk>
+  assert c.oov["valid"].num_oov == 0
+  assert int((c.train == c.vocab.index("\n")).sum() + (c.valid == c.vocab.index("\n")).sum()
+             ) == 40_000

@@ -160,3 +160,25 @@ def test_agreement_items_reject_impossible_requests():
     grammar_lib.agreement_items(0, 5, 10)
   with pytest.raises(DataError, match="could not generate"):
     grammar_lib.agreement_items(0, 0, 3, distance=12, max_tries_per_item=20)
+
+
+def test_analyse_accepts_every_sampled_sentence_and_its_agreement():
+  g = Grammar()
+  for s in g.sample_many(np.random.default_rng(3), 300):
+    assert g.analyse(s.tokens) == (True, True)
+
+
+def test_analyse_rejects_corrupted_sentences_and_tells_agreement_apart():
+  g = Grammar()
+  checked = 0
+  for s in g.sample_many(np.random.default_rng(4), 200):
+    toks = list(s.tokens)
+    wrong_verb = toks[:s.verb_index] + [s.wrong_verb] + toks[s.verb_index + 1:]
+    # Only the main verb's number is wrong: not generable, parses, disagrees.
+    assert g.analyse(wrong_verb) == (False, False)
+    no_noun = toks[:s.subject_index] + toks[s.subject_index + 1:]
+    assert g.analyse(no_noun) == (False, None)
+    assert g.analyse(toks[:s.verb_index]) == (False, None)  # no verb
+    assert g.analyse(toks[:-1] + ["dog", "<eos>"])[0] is False  # trailing word
+    checked += 1
+  assert checked == 200
