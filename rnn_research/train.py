@@ -28,6 +28,7 @@ with an error naming the step and the last good checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import signal
 import threading

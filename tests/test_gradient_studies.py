@@ -143,10 +143,12 @@ def test_long_range_rerun_keeps_finished_runs(runs):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("tasks", "adding,copying", "unknown memory task 'copying'; valid: adding, copy, recall"),
-    ("adding.lengths", "1", "long_range.adding.lengths: the adding problem needs T >= 2"),
+    ("tasks", "adding,copying", "long_range.tasks = 'adding,copying': unknown task "
+     "'copying'; valid: adding, copy, recall"),
+    ("adding.lengths", "1", "long_range.adding.lengths = '1': item '1' is not valid; "
+     "valid: comma-separated items, each an integer >= 2"),
     ("copy.lengths", "ten", "long_range.copy.lengths.*'ten'"),
-    ("recall.lengths", "5,0", "long_range.recall.lengths: recall needs k = T >= 1"),
+    ("recall.lengths", "5,0", "long_range.recall.lengths = '5,0': item '0' is not valid"),
     ("models", "lstm/warp", "unknown initialisation 'warp'"),
     ("models", "rnn_tanh/chrono", "cell 'rnn_tanh'.*chrono_t_max"),
 ])
@@ -169,8 +171,9 @@ def test_main_says_a_bad_length_in_one_line(tmp_path):
       cwd=REPO, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2
   errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-  assert errors == ["error: long_range.adding.lengths: the adding problem needs T >= 2 "
-                    "(a marker in each half), got 1"], proc.stderr[-500:]
+  assert errors == ["error: config.long_range.adding.lengths = '1': item '1' is not valid; "
+                    "valid: comma-separated items, each an integer >= 2 (at least one)"], (
+                        proc.stderr[-500:])
   assert not (tmp_path / "results.json").exists()
 
 

@@ -593,6 +593,25 @@ def test_char_run_reports_bits_per_character_beside_perplexity(char_run):
   assert "valid = the validation split" in md and "## Samples" in md
 
 
+class _PreemptAfter:
+  """Stands in for train._Preemption: asks to stop once ``n`` steps have run."""
+
+  def __init__(self, n):
+    self.n = n
+    self.checks = 0
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    pass
+
+  @property
+  def requested(self):
+    self.checks += 1
+    return self.checks > self.n
+
+
 def test_char_run_resumes_exactly_after_preemption(char_run, tmp_path, monkeypatch):
   root, ref_dir, ref_results = char_run
   monkeypatch.setattr(train, "_Preemption", lambda: _PreemptAfter(5))

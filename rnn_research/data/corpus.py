@@ -460,7 +460,7 @@ def local_splits(path: str | pathlib.Path, unit: str = "word",
     tokens, what = read_units(path, unit), str(path)
   else:
     raise DataError(f"data path {path} does not exist; expected a text file "
-                    "or a directory of text files")
+                    f"or a directory of text files; {fetch.fetch_hint(path)}")
   if not tokens:
     raise DataError(f"text file {what} is empty")
   splits = split_by_fractions(tokens, valid_fraction, test_fraction)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_research import models, train
+from rnn_research import models, sampling, train
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ def _expected_texts(workdir, num_tokens, temperature, top_k, seed, num_samples):
   tokens = jax.jit(lambda p, x, k: models.generate(model, p, x, num_tokens, k, temperature,
                                                    top_k))(params, prompt,
                                                            jax.random.key(seed))
-  texts = [" ".join(vocab.decode(row)).replace(" <eos>", "\n") for row in tokens.tolist()]
+  texts = [sampling.decode(vocab, "word", row) for row in tokens.tolist()]
   return tokens, texts
 
 
