@@ -548,7 +548,8 @@ def test_recorded_step_gradients_leave_training_unchanged(reference_run, tmp_pat
 @pytest.mark.parametrize("cell", ["mingru", "minlstm", "lru"])
 def test_language_model_study_trains_the_linear_recurrence_cells(cell, tmp_path):
   """The LM study by cell name (configs/test.py's LSTM options cleared)."""
-  config = tiny_config(**{"model.cell": cell, "num_epochs": 1})
+  config = tiny_config(**{"model.cell": cell, "num_epochs": 1, "samples.temperatures": (),
+                          "samples.grammar_sentences": 0})  # generation: test_models
   config.model.cell_options = {}
   results = train.train_and_evaluate(config, str(tmp_path))
   assert results["steps"] > 0
