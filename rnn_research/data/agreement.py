@@ -35,7 +35,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from rnn_research.data.corpus import DataError, Vocab
+from rnn_research.data.corpus import DataError, Vocab, read_bytes_without_bom
 
 PAD = "<pad>"
 SINGULAR, PLURAL = "VBZ", "VBP"
@@ -111,13 +111,7 @@ def _lines(path: str | pathlib.Path) -> Iterator[tuple[int, str]]:
   and drops a ``\\r`` before it and a leading byte-order mark.
   """
   path = pathlib.Path(path)
-  try:
-    raw = path.read_bytes()
-  except OSError as e:
-    raise DataError(f"cannot read {path}: {e.strerror or e}") from None
-  if raw.startswith(b"\xef\xbb\xbf"):
-    raw = raw[3:]
-  lines = raw.split(b"\n")
+  lines = read_bytes_without_bom(path).split(b"\n")
   if lines and lines[-1] == b"":
     lines.pop()
   for lineno, line in enumerate(lines, start=1):

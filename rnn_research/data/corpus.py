@@ -104,6 +104,15 @@ def read_tokens(path: str | pathlib.Path) -> list[str]:
   return tokens
 
 
+def read_bytes_without_bom(path: pathlib.Path) -> bytes:
+  """A file's bytes, less a leading UTF-8 byte-order mark; DataError if unreadable."""
+  try:
+    raw = path.read_bytes()
+  except OSError as e:
+    raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+  return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+
+
 def read_chars(path: str | pathlib.Path) -> list[str]:
   """The characters of a UTF-8 text file, newlines included, as a list.
 
@@ -115,12 +124,7 @@ def read_chars(path: str | pathlib.Path) -> list[str]:
       1-based line and the column).
   """
   path = pathlib.Path(path)
-  try:
-    raw = path.read_bytes()
-  except OSError as e:
-    raise DataError(f"cannot read {path}: {e.strerror or e}") from None
-  if raw.startswith(b"\xef\xbb\xbf"):
-    raw = raw[3:]
+  raw = read_bytes_without_bom(path)
   try:
     text = raw.decode("utf-8")
   except UnicodeDecodeError as e:
