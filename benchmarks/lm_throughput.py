@@ -493,13 +493,18 @@ def main(argv=None) -> dict:
           f"{r['torch_first_step_s']:.2f} s, peak {_fmt(r['torch_peak_bytes'], ',')} B, "
           f"loss {r['torch_loss']:.3f}")
     print(f"  ratio (ours / torch, median of {len(r['ratios'])} blocks): {r['ratio']:.2f}")
+  emit(result, args)
+  return result
+
+
+def emit(result: dict, args) -> None:
+  """Appends ``result`` as a JSON line to ``args.out`` and prints it with ``--json``."""
   line = json.dumps(result)
   if args.out:
     with open(args.out, "a") as f:
       f.write(line + "\n")
   if args.json:
     print(line, flush=True)
-  return result
 
 
 if __name__ == "__main__":

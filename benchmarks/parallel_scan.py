@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -127,12 +126,7 @@ def main(argv=None) -> list[dict]:
       print(f"  {name:10s} {r['tok_s'][name]:>12,.0f} tok/s  x{r['ratio_to_our_gru'][name]:.2f}"
             f" our GRU  (first step {r['first_step_s'][name]:.1f} s, "
             f"{r['params'][name]:,} params)")
-    line = json.dumps(r)
-    if args.out:
-      with open(args.out, "a") as f:
-        f.write(line + "\n")
-    if args.json:
-      print(line, flush=True)
+    lt.emit(r, args)
     results.append(r)
   return results
 
