@@ -28,7 +28,7 @@ import lm_throughput as lt
 import jax.numpy as jnp  # noqa: E402  (lm_throughput set up the environment first)
 
 from rnn_research import recurrent  # noqa: E402
-from rnn_research import train  # noqa: E402
+from rnn_research.studies import lm  # noqa: E402
 
 
 class _PerStep(recurrent.Recurrent):
@@ -39,7 +39,7 @@ def _build(config, vocab, batches, variant):
   """``Ours`` with ``variant`` patched in while its step is traced."""
   patches = {
       "per_step_weight_grad": (recurrent, "Recurrent", _PerStep),
-      "no_cross_entropy": (train, "token_losses",
+      "no_cross_entropy": (lm, "token_losses",
                            lambda logits, targets: jnp.mean(logits, axis=-1) * 1e-3),
   }
   module, name, value = patches[variant]

@@ -4,7 +4,7 @@ Both sides train a 2-layer language model (embedding -> 2 recurrent layers ->
 softmax over 10,000 words) with SGD (learning rate 1, loss summed over the BPTT
 window) and global-norm clipping, the hidden state carried (detached) from one
 batch to the next, on random token batches. Our side is the real training step
-of ``rnn_research.train`` (``build_model``, ``make_train_step``, ``TrainState``,
+of ``rnn_research.studies.lm`` (``build_model``, ``make_train_step``, ``TrainState``,
 ``optim.make_optimizer``) built from ``configs/ptb.py`` at the benchmark's
 sizes; PyTorch's is ``nn.Embedding -> nn.LSTM | nn.GRU | nn.RNN(num_layers=2,
 batch_first=True) -> nn.Linear`` (cuDNN on a GPU, PyTorch's own kernels on the
@@ -58,7 +58,7 @@ from configs import ptb  # noqa: E402
 from rnn_research import cli  # noqa: E402
 from rnn_research import interop  # noqa: E402
 from rnn_research import optim  # noqa: E402
-from rnn_research import train  # noqa: E402
+from rnn_research.studies import lm  # noqa: E402
 
 # name: (configs/ptb.py variant, batch, bptt, hidden, vocab, dropout)
 CONFIGS = {
@@ -140,12 +140,12 @@ def random_batches(config, vocab: int, seed: int = 0) -> list[np.ndarray]:
 
 
 class Ours:
-  """Our real training step (rnn_research.train), jitted with the state donated."""
+  """Our real training step (rnn_research.studies.lm), jitted with the state donated."""
 
   name = "ours"
 
   def __init__(self, config, vocab: int, batches):
-    model = train.build_model(config, vocab)
+    model = lm.build_model(config, vocab)
     steps_per_epoch = 10**9  # the learning rate stays at its base value
     schedule = optim.learning_rate_schedule(config.optim, steps_per_epoch, steps_per_epoch)
     tx = optim.make_optimizer(config.optim, steps_per_epoch, steps_per_epoch)
@@ -153,13 +153,13 @@ class Ours:
     b, t = config.data.batch_size, config.data.bptt
     carries = model.initial_carries(b)
     params = jax.jit(model.init)(init_key, jnp.zeros((b, t), jnp.int32), carries)["params"]
-    self.state = train.TrainState(  # zeros_like: distinct buffers, as the state is donated
+    self.state = lm.TrainState(  # zeros_like: distinct buffers, as the state is donated
         step=jnp.int32(0), params=params, opt_state=tx.init(params),
         carries=jax.tree.map(jnp.zeros_like, carries),
         skipped=jnp.int32(0), first_nonfinite=jnp.int32(-1))
     self.num_params = sum(x.size for x in jax.tree.leaves(params))
     self.initial_params = jax.tree.map(np.array, params)  # copies: the state is donated
-    self.train_step = jax.jit(train.make_train_step(model, tx, schedule, config),
+    self.train_step = jax.jit(lm.make_train_step(model, tx, schedule, config),
                               donate_argnums=0)
     self.batches = [(jax.device_put(x[:, :-1]), jax.device_put(x[:, 1:])) for x in batches]
     self.metrics = None
@@ -316,19 +316,19 @@ def _capture_gradients():
 
 
 def _ours_loss_and_grads(config, vocab: int, params, inputs, targets):
-  """Our training step's loss and gradients (``train.make_train_step``), in
+  """Our training step's loss and gradients (``lm.make_train_step``), in
   float32 without dropout, at the highest matmul precision."""
   c = ml_collections.ConfigDict(config.to_dict())
   c.model.dropout_rate, c.model.dtype = 0.0, "float32"
-  model = train.build_model(c, vocab)
+  model = lm.build_model(c, vocab)
   tx = _capture_gradients()
   schedule = optim.learning_rate_schedule(c.optim, 1, 1)
   carries = model.initial_carries(c.data.batch_size)
-  state = train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+  state = lm.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
                            carries=carries, skipped=jnp.int32(0),
                            first_nonfinite=jnp.int32(-1))
   with jax.default_matmul_precision("highest"):
-    new_state, metrics = jax.jit(train.make_train_step(model, tx, schedule, c))(
+    new_state, metrics = jax.jit(lm.make_train_step(model, tx, schedule, c))(
         state, inputs, targets, jax.random.key(0))
   return float(metrics["loss"]), jax.tree.map(np.asarray, new_state.opt_state)
 

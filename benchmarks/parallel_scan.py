@@ -8,7 +8,7 @@ minLSTM and the LRU, all of ``--hidden`` units) and with PyTorch's
 blocks of ``--steps`` steps after warm-up, ``--repeats`` times. Ratios are
 the median over blocks of (cell's tokens/s / our GRU's tokens/s) in the same
 block round, so a load change on a shared machine hits both sides of a ratio.
-Our side is ``lm_throughput.Ours`` (the real ``rnn_research.train`` step),
+Our side is ``lm_throughput.Ours`` (the real ``rnn_research.studies.lm`` step),
 PyTorch's ``lm_throughput.Torch``.
 
 The default vocabulary is small (256, a byte-level model): with PTB's 10,000
@@ -29,7 +29,6 @@ import datetime
 import os
 import statistics
 import sys
-import time
 
 import lm_throughput as lt
 

@@ -127,7 +127,7 @@ def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
   config.long_range = ml_collections.ConfigDict()
   # Tasks run (rnn_research.data.memory_tasks): adding, copy, recall.
   config.long_range.tasks = "adding,copy,recall"
-  # Models 'cell' or 'cell/init' (gradient_studies.INITS: default, identity,
+  # Models 'cell' or 'cell/init' (gradients.INITS: default, identity,
   # orthogonal, chrono, forget0); rnn_relu/identity is IRNN. 'lstm' has the
   # cell's forget bias 1.
   config.long_range.models = "rnn_tanh,rnn_relu/identity,lstm,lstm/chrono,gru/chrono"

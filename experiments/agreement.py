@@ -5,13 +5,14 @@ error by number of attractors (Linzen, Dupoux & Goldberg 2016).
       --workdir=runs/agreement_linzen
 
 Variants, fields and expected results: configs/agreement.py. The work is in
-rnn_research.agreement.train_and_evaluate.
+rnn_research.studies.agreement.train_and_evaluate.
 """
 
 from absl import flags
 from ml_collections import config_flags
 
-from rnn_research import agreement, cli
+from rnn_research import cli
+from rnn_research.studies import agreement
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "study config: configs/agreement.py[:variant]",

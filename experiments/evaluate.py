@@ -12,7 +12,8 @@ import json
 
 from absl import flags
 
-from rnn_research import cli, metrics, train
+from rnn_research import cli, metrics
+from rnn_research.studies import lm
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a language-model run directory", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "evaluate on this folder instead of the run's data")
@@ -25,7 +26,7 @@ _BPTT = flags.DEFINE_integer("bptt", 200, "window length (the state is carried a
 
 def main(argv):
   cli.no_extra_args(argv)
-  results = train.evaluate_workdir(_WORKDIR.value, _SPLITS.value, _DATA_DIR.value or None,
+  results = lm.evaluate_workdir(_WORKDIR.value, _SPLITS.value, _DATA_DIR.value or None,
                                    _BATCH.value, _BPTT.value)
   print(json.dumps(metrics.jsonable(results), indent=2))  # inf as "inf": valid JSON
 

@@ -18,7 +18,8 @@ import pathlib
 
 from absl import flags
 
-from rnn_research import cli, sampling, train
+from rnn_research import cli, sampling
+from rnn_research.studies import lm
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a language-model run directory", required=True)
 _PROMPT = flags.DEFINE_string(
@@ -40,7 +41,7 @@ def main(argv):
   # Check the request before the (slower) restore, so bad flags fail fast.
   sampling.check_request(_NUM_TOKENS.value, _NUM_SAMPLES.value, _TEMPERATURE.value,
                          _TOP_K.value, _TOP_P.value)
-  config, model, params, vocab = train.load_run(_WORKDIR.value)
+  config, model, params, vocab = lm.load_run(_WORKDIR.value)
   unit = config.data.get("unit", "word")
   texts = sampling.sample_texts(
       model, params, vocab, unit, _PROMPT.value, _NUM_TOKENS.value,

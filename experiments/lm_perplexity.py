@@ -2,7 +2,7 @@
 
     python -m experiments.lm_perplexity --config=configs/ptb.py:small --workdir=DIR
 
-Rerunning with the same --workdir resumes; see rnn_research/train.py.
+Rerunning with the same --workdir resumes; see rnn_research/studies/lm.py.
 """
 
 import pathlib
@@ -10,7 +10,8 @@ import pathlib
 from absl import flags
 from ml_collections import config_flags
 
-from rnn_research import cli, train
+from rnn_research import cli
+from rnn_research.studies import lm
 
 _CONFIG = config_flags.DEFINE_config_file("config", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (resumes if it has checkpoints)",
@@ -19,7 +20,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (resumes if it ha
 
 def main(argv):
   cli.no_extra_args(argv)
-  results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  results = lm.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   if not results.get("preempted"):
     print((pathlib.Path(_WORKDIR.value) / "results.md").read_text())
 

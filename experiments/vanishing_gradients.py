@@ -12,7 +12,8 @@ import pathlib
 from absl import flags
 from ml_collections import config_flags
 
-from rnn_research import cli, gradient_studies
+from rnn_research import cli
+from rnn_research.studies import gradients
 
 _CONFIG = config_flags.DEFINE_config_file("config", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory", required=True)
@@ -20,7 +21,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory", required=True)
 
 def main(argv):
   cli.no_extra_args(argv)
-  gradient_studies.run(_CONFIG.value, _WORKDIR.value)
+  gradients.run(_CONFIG.value, _WORKDIR.value)
   print((pathlib.Path(_WORKDIR.value) / "results.md").read_text())
 
 

@@ -7,7 +7,7 @@ A study's main is a few lines::
 
     def main(argv):
       cli.no_extra_args(argv)
-      train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+      lm.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
     if __name__ == "__main__":
       cli.run(main)

@@ -450,7 +450,8 @@ def _tied_sizes(config, prefix: str) -> tuple[str, str] | None:
 @functools.cache
 def lm_schema() -> Schema:
   """The language-model study (configs/default.py and its variants)."""
-  from rnn_research import models, train
+  from rnn_research import models
+  from rnn_research.studies import lm
   from rnn_research.data import corpus
   cells, _, recurrent = _registries()
   return Schema({
@@ -460,7 +461,7 @@ def lm_schema() -> Schema:
       "max_steps": Int(0, note="0 = no cap"),
       "log_every_steps": POSITIVE,
       "checkpoint_every_steps": Int(0, note="0 = only at epoch ends"),
-      "nonfinite": Choice(train.NONFINITE_MODES, "nonfinite"),
+      "nonfinite": Choice(lm.NONFINITE_MODES, "nonfinite"),
       "tensorboard": Bool(),
       "record_step_gradients": Bool(),
       "data_parallel": Bool(),
@@ -477,7 +478,7 @@ def lm_schema() -> Schema:
           "init_scale": INIT_SCALE,
           "cell_options": CellOptions(cell_option_rules()),
           "bidirectional": Fixed(False, models.BIDIRECTIONAL_LM),
-          "dtype": Choice(train.DTYPES, "dtype"),
+          "dtype": Choice(lm.DTYPES, "dtype"),
           "unroll": POSITIVE,
       },
       "data": {
@@ -534,14 +535,14 @@ def _agreement_lm_files(config, prefix: str) -> tuple[str, str] | None:
 
 def _agreement_cells(config, prefix: str) -> None:
   del prefix  # a top-level config
-  from rnn_research import agreement
+  from rnn_research.studies import agreement
   agreement.cells_of(config)  # raises its own message
 
 
 @functools.cache
 def agreement_schema() -> Schema:
   """The agreement study (configs/agreement.py, every variant)."""
-  from rnn_research import agreement
+  from rnn_research.studies import agreement
   cells, _, recurrent = _registries()
   cell = Choice(cells.CELLS, "cell", sort=True)
   counts = ListOf(Int(0), nonempty=True)
@@ -621,7 +622,7 @@ def _below(field: str, bound_field: str, offset: int = 0) -> Check:
 def _long_range_schema() -> dict:
   """``long_range`` of the gradient studies (rnn_research.data.memory_tasks).
 
-  Its models are 'cell[/init]' specs, checked by gradient_studies.parse_model
+  Its models are 'cell[/init]' specs, checked by gradients.parse_model
   before anything trains.
   """
   from rnn_research.data import memory_tasks
@@ -654,20 +655,20 @@ def _long_range_schema() -> dict:
 @functools.cache
 def gradients_schema() -> Schema:
   """The gradient studies (configs/gradients.py, every variant)."""
-  from rnn_research import gradient_studies
+  from rnn_research.studies import gradients
   cells, _, recurrent = _registries()
   cell_list = ListOf(Choice(cells.CELLS, "cell", sort=True), nonempty=True)
   distances = ListOf(Int(0), nonempty=True)
   float_range = ListOf(Float(), length=2, increasing=True)
   return Schema({
-      "variant": Choice(gradient_studies.VARIANTS, "variant"),
+      "variant": Choice(gradients.VARIANTS, "variant"),
       "seed": SEED,
       "lm": lm_schema(),
       "spectral": Schema({
           "activations": ListOf(Choice(cells.ACTIVATIONS, "activation"), nonempty=True),
           "rhos": ListOf(Float(above=0.0), nonempty=True),
           "hidden_size": POSITIVE,
-          "recurrent_init": Choice(gradient_studies.RECURRENT_INITS, "recurrent_init"),
+          "recurrent_init": Choice(gradients.RECURRENT_INITS, "recurrent_init"),
           "batch_size": POSITIVE,
           "seq_len": Int(2),
           "fit_from": Int(0),

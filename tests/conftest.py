@@ -23,7 +23,7 @@ def shared_data() -> pathlib.Path:
 def tiny_lm_run(tmp_path_factory):
   """(workdir, results) of one uninterrupted run of the trainer tests' tiny
   config, shared by every module that only reads a trained workdir."""
-  from rnn_research import train
-  from tests.test_train import tiny_config
+  from rnn_research.studies import lm
+  from tests.studies.test_lm import tiny_config
   workdir = tmp_path_factory.mktemp("tiny_lm")
-  return workdir, train.train_and_evaluate(tiny_config(), str(workdir))
+  return workdir, lm.train_and_evaluate(tiny_config(), str(workdir))

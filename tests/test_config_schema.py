@@ -9,7 +9,10 @@ import sys
 import ml_collections
 import pytest
 
-from rnn_research import agreement, cells, config_schema, gradient_studies, train
+from rnn_research import cells, config_schema
+from rnn_research.studies import agreement
+from rnn_research.studies import gradients
+from rnn_research.studies import lm
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem != "__init__")
@@ -150,9 +153,9 @@ def test_a_bad_value_is_one_line_naming_the_field_the_value_and_what_is_valid(
 
 
 @pytest.mark.parametrize("run, config", [
-    (train.train_and_evaluate, _lm(**{"model.num_layers": 0})),
+    (lm.train_and_evaluate, _lm(**{"model.num_layers": 0})),
     (agreement.train_and_evaluate, _agreement(**{"model.dropout_rate": 1.5})),
-    (gradient_studies.run, _gradients(**{"clipping.grid": 1})),
+    (gradients.run, _gradients(**{"clipping.grid": 1})),
 ], ids=["lm", "agreement", "gradients"])
 def test_each_study_checks_its_config_before_writing_anything(run, config, tmp_path):
   with pytest.raises(ValueError, match=r"^config\."):
@@ -164,7 +167,7 @@ def test_a_stored_config_is_checked_when_a_workdir_is_read(tmp_path):
   (tmp_path / "vocab.json").write_text("{}")
   (tmp_path / "config.json").write_text(_lm(**{"model.dtype": "f16"}).to_json())
   with pytest.raises(ValueError, match="config.model.dtype: unknown dtype 'f16'"):
-    train.restore_language_model(str(tmp_path))
+    lm.restore_language_model(str(tmp_path))
 
 
 def test_cli_bad_value_is_one_error_line_exit_2_and_no_workdir(tmp_path):

@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_research import models, train
+from rnn_research import models
+from rnn_research.studies import lm
 
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[1] / "configs")
                  .glob("*.py") if p.stem != "__init__")
@@ -26,7 +27,7 @@ def test_config_builds(name, variant):
   assert isinstance(config.seed, int)
   if "model" in config and "bptt" in config.get("data", {}):
     # A language-model config: the model it describes initialises (shapes only).
-    model = train.build_model(config, vocab_size=50)
+    model = lm.build_model(config, vocab_size=50)
     params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, 3), jnp.int32),
                             model.initial_carries(2))["params"]
     assert params["rnn"]["layer_0"]["cell"]["recurrent_kernel"].shape[0] == (

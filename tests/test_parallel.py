@@ -18,13 +18,14 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 _SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
-    from rnn_research import checkpoint, train
+    from rnn_research import checkpoint
+    from rnn_research.studies import lm
     from tests.test_parallel import small_config
     assert jax.device_count() == 4, jax.devices()
     # How the step's arguments are laid out over the devices, as the compiled
     # step sees them (inspect_array_sharding reports at compile time).
     layouts = {}
-    make_train_step = train.make_train_step
+    make_train_step = lm.make_train_step
 
     def inspecting_make_train_step(*args):
       step = make_train_step(*args)
@@ -42,14 +43,14 @@ _SCRIPT = textwrap.dedent("""
 
       return inspected
 
-    train.make_train_step = inspecting_make_train_step
+    lm.make_train_step = inspecting_make_train_step
     out = {}
     for name, dp in (("one", False), ("four", True)):
       c = small_config()
       c.data_parallel = dp
       workdir = f"{sys.argv[1]}/{name}"
       layouts.clear()
-      results = train.train_and_evaluate(c, workdir)
+      results = lm.train_and_evaluate(c, workdir)
       ck = checkpoint.Checkpointer(workdir + "/checkpoints/latest")
       params = ck.read_state(ck.latest_step())["params"]
       out[name] = {"valid_ppl": results["valid_ppl"], "test_ppl": results["test_ppl"],
@@ -120,11 +121,11 @@ _WORKER = textwrap.dedent("""
     workdir = sys.argv[1]
     parallel.initialize_distributed()  # JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID
     assert jax.process_count() == 2 and jax.device_count() == 4
-    from rnn_research import train
+    from rnn_research.studies import lm
     from tests.test_parallel import small_config
     c = small_config()
     c.data_parallel = True
-    r = train.train_and_evaluate(c, workdir)
+    r = lm.train_and_evaluate(c, workdir)
     print("RESULT", r["valid_ppl"], r["test_ppl"], flush=True)
     jax.distributed.shutdown()
 """)
@@ -132,7 +133,7 @@ _WORKER = textwrap.dedent("""
 
 def small_config():
   """The trainer tests' tiny run, one epoch, batch 8 (divisible by 4 devices)."""
-  from tests.test_train import tiny_config
+  from tests.studies.test_lm import tiny_config
   return tiny_config(**{"num_epochs": 1, "data.batch_size": 8})
 
 
@@ -143,7 +144,7 @@ def test_two_processes_on_localhost_match_one_process(tmp_path):
   Catches: initialize_distributed not reading the environment (each process
   would then run alone on its 2 devices)."""
   import socket
-  from rnn_research import train
+  from rnn_research.studies import lm
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -162,7 +163,7 @@ def test_two_processes_on_localhost_match_one_process(tmp_path):
                                    if l.startswith("RESULT")).split()[1:]))
              for out, _ in outs]
   assert figures[0] == figures[1]  # every host computes the same global step
-  single = train.train_and_evaluate(small_config(), str(tmp_path / "single"))
+  single = lm.train_and_evaluate(small_config(), str(tmp_path / "single"))
   assert figures[0][0] == pytest.approx(single["valid_ppl"], rel=1e-5)
   assert figures[0][1] == pytest.approx(single["test_ppl"], rel=1e-5)
   # One host wrote the run's files; the checkpoint is shared.

@@ -360,7 +360,7 @@ def test_a_missing_data_folder_names_the_command_that_fetches_it(tmp_path,
   with pytest.raises(corpus.DataError, match="get_data NAME --dir=elsewhere"):
     corpus.load_local("elsewhere")
   from configs import agreement as agreement_config
-  from rnn_research import agreement
+  from rnn_research.studies import agreement
   with pytest.raises(ValueError,
                      match="python -m experiments.get_data linzen2016 fetches it$"):
     agreement.load_number_prediction_data(agreement_config.get_config("linzen"))

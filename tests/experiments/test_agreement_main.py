@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import pytest
 
 from configs import agreement as agreement_config
-from rnn_research import agreement
+from rnn_research.studies import agreement
 from rnn_research.data.corpus import DataError, Vocab
 from rnn_research.models import LanguageModel
 

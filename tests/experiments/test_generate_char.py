@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from configs import test as test_config
-from rnn_research import sampling, train
+from rnn_research import sampling
+from rnn_research.studies import lm
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 6
@@ -26,7 +27,7 @@ def char_model(tmp_path_factory):
   c.data.valid_fraction, c.data.test_fraction = 0.2, 0.0
   c.data.bptt = 8
   c.samples.temperatures = ()
-  train.train_and_evaluate(c, str(root / "run"))
+  lm.train_and_evaluate(c, str(root / "run"))
   return root / "run"
 
 
@@ -45,7 +46,7 @@ def test_char_prompt_is_raw_text_and_samples_are_seeded(char_model, tmp_path):
   written = out.read_text(encoding="utf-8")
   assert proc.stdout.rstrip("\n") == written.rstrip("\n")
   # The same seed in another process gives the same characters.
-  model, params, vocab = train.restore_language_model(str(char_model))
+  model, params, vocab = lm.restore_language_model(str(char_model))
   expected = sampling.sample_texts(model, params, vocab, "char", "Speak, ", 20, 2, seed=1,
                                    top_p=0.9)
   assert all(len(t) == 20 for t in expected)

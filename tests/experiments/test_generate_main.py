@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_research import models, sampling, train
+from rnn_research import models, sampling
+from rnn_research.studies import lm
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -22,7 +23,7 @@ def run_main(*flags):
 
 def _expected_texts(workdir, num_tokens, temperature, top_k, seed, num_samples):
   """The samples the main should print, from models.generate called here."""
-  model, params, vocab = train.restore_language_model(str(workdir))
+  model, params, vocab = lm.restore_language_model(str(workdir))
   prompt = jnp.asarray(vocab.encode([vocab.tokens[vocab.eos_id]]))[None].repeat(
       num_samples, axis=0)
   tokens = jax.jit(lambda p, x, k: models.generate(model, p, x, num_tokens, k, temperature,

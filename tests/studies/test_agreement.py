@@ -9,7 +9,7 @@ import pytest
 from flax.training import train_state
 
 from configs import agreement as agreement_config
-from rnn_research import agreement
+from rnn_research.studies import agreement
 from rnn_research.data import agreement as data_lib
 from rnn_research.data.corpus import DataError, Vocab
 from rnn_research.models import LanguageModel

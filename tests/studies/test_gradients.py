@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from configs import gradients as gradients_config
-from rnn_research import gradient_studies, report
+from rnn_research import report
+from rnn_research.studies import gradients
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +31,7 @@ def runs(tmp_path_factory):
       config = gradients_config.get_config("test")
       config.variant = variant
       workdir = tmp_path_factory.mktemp(variant)
-      results = gradient_studies.run(config, str(workdir))
+      results = gradients.run(config, str(workdir))
       done[variant] = (workdir, results)
     return done[variant]
 
@@ -123,8 +124,8 @@ def test_long_range_reports_error_against_t_per_task_and_model_with_curves(runs)
 
 
 def test_long_range_default_and_full_grids_are_valid_plans():
-  default = gradient_studies._long_range_plan(gradients_config.get_config("long_range"))
-  full = gradient_studies._long_range_plan(gradients_config.get_config("long_range_full"))
+  default = gradients._long_range_plan(gradients_config.get_config("long_range"))
+  full = gradients._long_range_plan(gradients_config.get_config("long_range_full"))
   assert {(task.name, cell, init) for task, cell, init, _ in default} == {
       (t, c, i) for t in ("adding", "copy", "recall") for c, i in (
           ("rnn_tanh", "default"), ("rnn_relu", "identity"), ("lstm", "default"),
@@ -136,7 +137,7 @@ def test_long_range_rerun_keeps_finished_runs(runs):
   workdir, first = runs("long_range")
   config = gradients_config.get_config("test")
   config.variant = "long_range"
-  again = gradient_studies.run(config, str(workdir))
+  again = gradients.run(config, str(workdir))
   assert again["rows"] == json.loads(json.dumps(first["rows"]))  # not retrained
   logged = (workdir / "metrics.jsonl").read_text().splitlines()
   assert sum('"split": "eval"' in line for line in logged) == 3
@@ -159,7 +160,7 @@ def test_long_range_refuses_a_bad_task_length_or_model_before_training(tmp_path,
   section, _, name = field.rpartition(".")
   (config.long_range[section] if section else config.long_range)[name] = value
   with pytest.raises(ValueError, match=message):
-    gradient_studies.run(config, str(tmp_path / "run"))
+    gradients.run(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()  # nothing written, not even config.json
 
 
@@ -241,7 +242,7 @@ def test_a_workdir_of_another_study_is_refused_and_left_alone(runs):
   config = gradients_config.get_config("test")
   config.variant = "clipping"
   with pytest.raises(ValueError, match="holds another run"):
-    gradient_studies.run(config, str(workdir))
+    gradients.run(config, str(workdir))
   assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
 
 
@@ -261,7 +262,7 @@ def test_cells_study_probes_the_linear_recurrence_cells(tmp_path):
   config.variant = "cells"
   config.cells.cells = "rnn_tanh,mingru,minlstm,lru"
   config.cells.train = False
-  results = gradient_studies.run(config, str(tmp_path))
+  results = gradients.run(config, str(tmp_path))
   rows = {r["cell"]: r for r in results["rows"]}
   assert rows["mingru"]["spectral_radius"] is None  # no recurrent matrix
   assert 0.0 < rows["lru"]["spectral_radius"] < 1.0  # max |lambda|

@@ -10,7 +10,7 @@ PNG figures into ``workdir``:
   The LRU (Orvieto et al. 2023) with every |lambda| = r: slope log r.
 * ``cells``: the LSTM's and GRU's additive, gated state updates against the
   Elman cell's repeated multiplication by W_h, at initialisation and after a
-  short language-model run (``train.train_and_evaluate``).
+  short language-model run (``lm_study.train_and_evaluate``).
 * ``long_range``: what that means for learning, on the standard memory
   benchmarks (``data.memory_tasks``: the adding problem, copy memory, recall
   k steps back): error and solved-or-not against the sequence length T per
@@ -45,7 +45,8 @@ from flax import traverse_util
 from rnn_research import cells as cells_lib
 from rnn_research import config_schema
 from rnn_research import metrics as metrics_lib
-from rnn_research import optim, probes, report, train
+from rnn_research import optim, probes, report
+from rnn_research.studies import lm as lm_study
 from rnn_research.data import batching
 from rnn_research.data import corpus as corpus_lib
 from rnn_research.data import memory_tasks
@@ -63,7 +64,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   workdir = pathlib.Path(workdir)
   # A rerun recomputes the measurements and resumes the trained models; a
   # workdir of another configuration is refused before anything is written.
-  train.check_workdir(workdir, config, lambda c: c.to_dict())
+  lm_study.check_workdir(workdir, config, lambda c: c.to_dict())
   if config.variant in _CHECKS:  # bad fields fail before config.json fixes the workdir
     _CHECKS[config.variant](config)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ def probe_batch(ids: np.ndarray, batch_size: int, seq_len: int) -> tuple[jax.Arr
 
 
 def init_params(model: LanguageModel, seed: int):
-  """The parameters ``train.train_and_evaluate`` starts from with this seed."""
+  """The parameters ``lm_study.train_and_evaluate`` starts from with this seed."""
   init_key, _ = jax.random.split(jax.random.key(seed))
   return jax.jit(model.init)(init_key, jnp.zeros((1, 1), jnp.int32),
                              model.initial_carries(1))["params"]
@@ -154,10 +155,10 @@ def lm_config_for(config: ml_collections.ConfigDict, **model_fields) -> ml_colle
 def train_language_model(lm: ml_collections.ConfigDict, workdir: pathlib.Path):
   """Trains (or resumes, or just reloads) one run; returns (results, model, params)
   with the parameters of its best checkpoint."""
-  results = train.train_and_evaluate(lm, str(workdir))
+  results = lm_study.train_and_evaluate(lm, str(workdir))
   if results.get("preempted"):
     raise RuntimeError(f"training in {workdir} was interrupted; rerun to continue")
-  model, params, _ = train.restore_language_model(str(workdir))
+  model, params, _ = lm_study.restore_language_model(str(workdir))
   return results, model, params
 
 
@@ -275,7 +276,7 @@ def run_cells(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 
   for cell in cell_names:
     lm = lm_config_for(config, cell=cell)
-    model = train.build_model(lm, len(corpus.vocab))
+    model = lm_study.build_model(lm, len(corpus.vocab))
     pair_norms = probes.language_model_pair_norms(model)
     params = init_params(model, lm.seed)
     if is_elman(cell) and c.elman_rho > 0:
@@ -637,7 +638,7 @@ def run_depth(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   for num_layers in layers:
     for connection in connections:
       lm = lm_config_for(config, num_layers=num_layers, connection=connection)
-      model = train.build_model(lm, len(corpus.vocab))
+      model = lm_study.build_model(lm, len(corpus.vocab))
       gradient_norms = layer_gradient_norms(model)
       at_init = gradient_norms(init_params(model, lm.seed), inputs, targets)
       results, _, params = train_language_model(

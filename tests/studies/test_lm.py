@@ -17,10 +17,10 @@ import pytest
 from configs import test as test_config
 from rnn_research import checkpoint as ckpt_lib
 from rnn_research import optim
-from rnn_research import train
+from rnn_research.studies import lm
 from rnn_research.data import batching
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def tiny_config(**overrides):
@@ -151,7 +151,7 @@ def test_signal_saves_a_checkpoint_at_the_step_it_reports_and_the_rerun_resumes_
   rerun restarts at 4); resume replaced by restart (the rerun asks for all
   52 windows)."""
   _watch_windows(monkeypatch, at=5, action=lambda: os.kill(os.getpid(), sig))
-  out = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  out = lm.train_and_evaluate(tiny_config(), str(tmp_path))
   assert out == {"preempted": True, "step": 6}
   ckpt = ckpt_lib.Checkpointer(tmp_path / "checkpoints" / "latest")
   assert ckpt.latest_step() == 6
@@ -161,7 +161,7 @@ def test_signal_saves_a_checkpoint_at_the_step_it_reports_and_the_rerun_resumes_
     return
   monkeypatch.undo()
   seen = _watch_windows(monkeypatch)
-  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  lm.train_and_evaluate(tiny_config(), str(tmp_path))
   _assert_resumed_run_equals_reference(tmp_path, seen, 6, reference_run)
 
 
@@ -179,12 +179,12 @@ def test_run_killed_after_logging_resumes_from_its_checkpoint_and_trims_metrics(
 
   _watch_windows(monkeypatch, at=7, action=crash)
   with pytest.raises(_Crash):
-    train.train_and_evaluate(tiny_config(), str(tmp_path))
+    lm.train_and_evaluate(tiny_config(), str(tmp_path))
   assert [r["step"] for r in _metrics(tmp_path)][-1] == 6
   assert latest_params(tmp_path)[0] == 4
   monkeypatch.undo()
   seen = _watch_windows(monkeypatch)
-  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  lm.train_and_evaluate(tiny_config(), str(tmp_path))
   _assert_resumed_run_equals_reference(tmp_path, seen, 4, reference_run)
 
 
@@ -198,17 +198,17 @@ def test_final_figures_come_from_the_best_checkpoint_not_the_last_parameters(
   from rnn_research import optim
   monkeypatch.setattr(optim, "learning_rate_schedule", lambda o, steps_per_epoch, total: (
       lambda step: jnp.where(step < steps_per_epoch, 1.0, 8.0)))
-  results = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  results = lm.train_and_evaluate(tiny_config(), str(tmp_path))
   first, second = results["history"]
   assert second["valid_ppl"] > 10 * first["valid_ppl"]  # it got worse after the best epoch
   on_disk = json.loads((tmp_path / "results.json").read_text())
   assert (on_disk["best_epoch"], on_disk["best_step"]) == (1, first["step"])
   assert on_disk["valid_ppl"] == pytest.approx(first["valid_ppl"], rel=1e-9)
   # Test perplexity of the best checkpoint, evaluated here independently.
-  model, params, _ = train.restore_language_model(str(tmp_path))
-  corpus = train.corpus_lib.load_corpus(tiny_config().data)
+  model, params, _ = lm.restore_language_model(str(tmp_path))
+  corpus = lm.corpus_lib.load_corpus(tiny_config().data)
   c = tiny_config()
-  want = train.evaluate(train.make_eval_step(model), model, params, corpus.test,
+  want = lm.evaluate(lm.make_eval_step(model), model, params, corpus.test,
                         c.data.eval_batch_size, c.data.eval_bptt)
   assert on_disk["test_ppl"] == pytest.approx(want, rel=1e-6)
   assert latest_params(tmp_path)[0] == second["step"]  # and that is not what was scored
@@ -297,8 +297,8 @@ def _poison_step(monkeypatch, bad_position):
 
 def test_nonfinite_stop_names_the_step_and_saves_nothing_bad(tmp_path, monkeypatch):
   _poison_step(monkeypatch, 6)
-  with pytest.raises(train.NonFiniteError, match=r"step 7; last good checkpoint: step 4"):
-    train.train_and_evaluate(tiny_config(nonfinite="stop"), str(tmp_path))
+  with pytest.raises(lm.NonFiniteError, match=r"step 7; last good checkpoint: step 4"):
+    lm.train_and_evaluate(tiny_config(nonfinite="stop"), str(tmp_path))
   step, params = latest_params(tmp_path)
   assert step == 4
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
@@ -306,7 +306,7 @@ def test_nonfinite_stop_names_the_step_and_saves_nothing_bad(tmp_path, monkeypat
 
 def test_nonfinite_skip_drops_the_update_and_counts_it(tmp_path, monkeypatch):
   _poison_step(monkeypatch, 6)
-  results = train.train_and_evaluate(tiny_config(nonfinite="skip"), str(tmp_path))
+  results = lm.train_and_evaluate(tiny_config(nonfinite="skip"), str(tmp_path))
   assert results["skipped_updates"] == 2  # window 6 in each of the two epochs
   assert np.isfinite(results["test_ppl"])
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(latest_params(tmp_path)[1]))
@@ -316,11 +316,11 @@ def test_a_diverging_run_ends_through_the_guard_not_an_overflow(tmp_path):
   # A huge learning rate without clipping: the loss grows past exp's range
   # (perplexity inf) while staying finite.
   diverging = {"optim.learning_rate": 1e6, "optim.clip_norm": 0.0}
-  with pytest.raises(train.NonFiniteError, match=r"^non-finite loss, gradient or "
+  with pytest.raises(lm.NonFiniteError, match=r"^non-finite loss, gradient or "
                      r"perplexity at step \d+; (last good checkpoint|no checkpoint)"):
-    train.train_and_evaluate(tiny_config(**diverging), str(tmp_path / "stop"))
+    lm.train_and_evaluate(tiny_config(**diverging), str(tmp_path / "stop"))
   # With 'skip' the run ends, and reports the diverged model's perplexity as inf.
-  results = train.train_and_evaluate(tiny_config(nonfinite="skip", **diverging),
+  results = lm.train_and_evaluate(tiny_config(nonfinite="skip", **diverging),
                                      str(tmp_path / "skip"))
   assert results["skipped_updates"] > 0 and results["test_ppl"] == float("inf")
   text = (tmp_path / "skip" / "results.json").read_text()
@@ -331,17 +331,17 @@ def test_a_diverging_run_ends_through_the_guard_not_an_overflow(tmp_path):
 
 def _single_step(config, vocab_size=11, batch=3, bptt=5):
   """(train_step, state, inputs, targets) of ``config`` on random tokens."""
-  model = train.build_model(config, vocab_size)
+  model = lm.build_model(config, vocab_size)
   tx = optim.make_optimizer(config.optim, 100, 100)
   schedule = optim.learning_rate_schedule(config.optim, 100, 100)
   tokens = np.random.default_rng(0).integers(0, vocab_size, (batch, bptt + 1), dtype=np.int32)
   inputs, targets = tokens[:, :-1], tokens[:, 1:]
   carries = model.initial_carries(batch)
   params = model.init(jax.random.key(0), inputs, carries)["params"]
-  state = train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+  state = lm.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
                            carries=carries, skipped=jnp.int32(0),
                            first_nonfinite=jnp.int32(-1))
-  return jax.jit(train.make_train_step(model, tx, schedule, config)), state, inputs, targets, model
+  return jax.jit(lm.make_train_step(model, tx, schedule, config)), state, inputs, targets, model
 
 
 @pytest.mark.parametrize("sum_over_time", [True, False])
@@ -383,8 +383,8 @@ _nan_gradient.defvjp(lambda x: (x, None), lambda _, g: (g * jnp.nan,))
 def test_a_nonfinite_gradient_with_a_finite_loss_is_not_applied(monkeypatch):
   """Catches: the non-finite guard checking the loss only (the NaN gradient
   would reach the parameters and the momentum)."""
-  original = train.token_losses
-  monkeypatch.setattr(train, "token_losses", lambda logits, targets: original(
+  original = lm.token_losses
+  monkeypatch.setattr(lm, "token_losses", lambda logits, targets: original(
       _nan_gradient(logits), targets))
   c = tiny_config(**{"optim.momentum": 0.9})
   step, state, inputs, targets, _ = _single_step(c)
@@ -398,10 +398,10 @@ def test_a_nonfinite_gradient_with_a_finite_loss_is_not_applied(monkeypatch):
 
 def test_restore_language_model_gives_the_trained_model(reference_run):
   workdir, results = reference_run
-  model, params, vocab = train.restore_language_model(str(workdir))
-  eval_step = train.make_eval_step(model)
-  corpus = train.corpus_lib.load_corpus(tiny_config().data)
-  ppl = train.evaluate(eval_step, model, params, corpus.valid, 1, 50)
+  model, params, vocab = lm.restore_language_model(str(workdir))
+  eval_step = lm.make_eval_step(model)
+  corpus = lm.corpus_lib.load_corpus(tiny_config().data)
+  ppl = lm.evaluate(eval_step, model, params, corpus.valid, 1, 50)
   assert ppl == pytest.approx(results["valid_ppl"], rel=1e-5)
 
 
@@ -420,7 +420,7 @@ def _snapshot(workdir):
 ])
 def test_bad_config_is_refused_before_anything_is_written(tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
-    train.train_and_evaluate(tiny_config(**overrides), str(tmp_path / "run"))
+    lm.train_and_evaluate(tiny_config(**overrides), str(tmp_path / "run"))
   assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -428,14 +428,14 @@ def test_workdir_of_another_run_is_refused_and_left_alone(reference_run):
   workdir, _ = reference_run
   before = _snapshot(workdir)
   with pytest.raises(ckpt_lib.CheckpointError, match=r"holds another run \(model.hidden_size"):
-    train.train_and_evaluate(tiny_config(**{"model.hidden_size": 12}), str(workdir))
+    lm.train_and_evaluate(tiny_config(**{"model.hidden_size": 12}), str(workdir))
   assert _snapshot(workdir) == before
 
 
 def test_missing_data_dir_names_the_directory(tmp_path):
   c = tiny_config(**{"data.source": "local", "data.dir": str(tmp_path / "nope")})
   with pytest.raises(ValueError, match="nope"):
-    train.train_and_evaluate(c, str(tmp_path / "run"))
+    lm.train_and_evaluate(c, str(tmp_path / "run"))
 
 
 def test_cli_bad_input_gives_one_line_and_exit_2(tmp_path):
@@ -460,11 +460,11 @@ def test_cli_bad_input_gives_one_line_and_exit_2(tmp_path):
 
 def test_evaluate_workdir_on_its_own_data_and_on_another_folder(reference_run, tmp_path):
   workdir, results = reference_run
-  own = train.evaluate_workdir(str(workdir), ["valid"])
+  own = lm.evaluate_workdir(str(workdir), ["valid"])
   assert own["valid"]["ppl"] == pytest.approx(results["valid_ppl"], rel=1e-6)
   for split in ("train", "valid", "test"):  # another corpus with unseen words
     (tmp_path / f"{split}.txt").write_text("the dog sees the cats\nzebra walks\n")
-  other = train.evaluate_workdir(str(workdir), ["test"], str(tmp_path))
+  other = lm.evaluate_workdir(str(workdir), ["test"], str(tmp_path))
   assert other["test"]["tokens"] == 9
   assert other["test"]["oov_rate"] == pytest.approx(1 / 9)  # 'zebra'
   assert np.isfinite(other["test"]["ppl"])
@@ -486,7 +486,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(reference_run,
   for f in (latest / str(steps[-1]) / "state").rglob("*"):  # wreck the newest one
     if f.is_file():
       f.write_bytes(b"garbage")
-  results = train.train_and_evaluate(tiny_config(), str(workdir))
+  results = lm.train_and_evaluate(tiny_config(), str(workdir))
   assert any("could not be read" in r.getMessage() for r in caplog.records)
   # Resumed from the older checkpoint, redid the lost steps, same end.
   assert results["test_ppl"] == reference_run[1]["test_ppl"]
@@ -498,7 +498,7 @@ def test_checkpoint_of_another_shape_is_refused_without_writing(reference_run, t
   (workdir / "config.json").unlink()  # no config to compare: the shapes must catch it
   before = _snapshot(workdir)
   with pytest.raises(ckpt_lib.CheckpointError, match="does not fit this config"):
-    train.train_and_evaluate(tiny_config(**{"model.hidden_size": 12}), str(workdir))
+    lm.train_and_evaluate(tiny_config(**{"model.hidden_size": 12}), str(workdir))
   assert _snapshot(workdir) == before
   assert not (workdir / "config.json").exists()
 
@@ -510,11 +510,11 @@ def test_changed_corpus_under_the_same_workdir_is_refused(tmp_path):
     (data / f"{split}.txt").write_text("a b c d e f g h\n" * 30)
   c = tiny_config(**{"data.source": "local", "data.dir": str(data), "num_epochs": 1,
                      "data.batch_size": 2, "data.bptt": 5})
-  train.train_and_evaluate(c, str(tmp_path / "run"))
+  lm.train_and_evaluate(c, str(tmp_path / "run"))
   (data / "train.txt").write_text("a b c d e f g h zebra\n" * 30)  # a new word type
   before = _snapshot(tmp_path / "run")
   with pytest.raises(ckpt_lib.CheckpointError, match="vocabulary mismatch"):
-    train.train_and_evaluate(c, str(tmp_path / "run"))
+    lm.train_and_evaluate(c, str(tmp_path / "run"))
   assert _snapshot(tmp_path / "run") == before
 
 
@@ -533,7 +533,7 @@ def test_cli_unknown_variant_and_missing_workdir_give_one_line(tmp_path):
 def test_recorded_step_gradients_leave_training_unchanged(reference_run, tmp_path):
   ref_dir, ref_results = reference_run
   c = tiny_config(record_step_gradients=True)
-  results = train.train_and_evaluate(c, str(tmp_path))
+  results = lm.train_and_evaluate(c, str(tmp_path))
   # Zero perturbations change nothing but the order of float sums: with them the
   # layers keep W's gradient per step (A8 in BENCHMARKS.md), so equal to rounding.
   np.testing.assert_allclose(results["test_ppl"], ref_results["test_ppl"], rtol=1e-6)
@@ -551,7 +551,7 @@ def test_language_model_study_trains_the_linear_recurrence_cells(cell, tmp_path)
   config = tiny_config(**{"model.cell": cell, "num_epochs": 1, "samples.temperatures": (),
                           "samples.grammar_sentences": 0})  # generation: test_models
   config.model.cell_options = {}
-  results = train.train_and_evaluate(config, str(tmp_path))
+  results = lm.train_and_evaluate(config, str(tmp_path))
   assert results["steps"] > 0
   assert 1.0 < results["valid_ppl"] < 1e4 and 1.0 < results["test_ppl"] < 1e4
   assert json.loads((tmp_path / "config.json").read_text())["model"]["cell"] == cell
@@ -574,7 +574,7 @@ def char_run(tmp_path_factory):
   root = tmp_path_factory.mktemp("char")
   (root / "play.txt").write_text(CHAR_TEXT, encoding="utf-8")
   workdir = root / "run"
-  results = train.train_and_evaluate(char_config(root / "play.txt"), str(workdir))
+  results = lm.train_and_evaluate(char_config(root / "play.txt"), str(workdir))
   return root, workdir, results
 
 
@@ -595,7 +595,7 @@ def test_char_run_reports_bits_per_character_beside_perplexity(char_run):
 
 
 class _PreemptAfter:
-  """Stands in for train._Preemption: asks to stop once ``n`` steps have run."""
+  """Stands in for lm._Preemption: asks to stop once ``n`` steps have run."""
 
   def __init__(self, n):
     self.n = n
@@ -615,17 +615,17 @@ class _PreemptAfter:
 
 def test_char_run_resumes_exactly_after_preemption(char_run, tmp_path, monkeypatch):
   root, ref_dir, ref_results = char_run
-  monkeypatch.setattr(train, "_Preemption", lambda: _PreemptAfter(5))
-  assert train.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))["preempted"]
+  monkeypatch.setattr(lm, "_Preemption", lambda: _PreemptAfter(5))
+  assert lm.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))["preempted"]
   monkeypatch.undo()
-  results = train.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))
+  results = lm.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))
   assert results["valid_bpc"] == ref_results["valid_bpc"]
   assert_trees_equal(latest_params(tmp_path)[1], latest_params(ref_dir)[1])
 
 
 def test_corpus_without_test_split_reports_none(tmp_path):
   (tmp_path / "play.txt").write_text(CHAR_TEXT, encoding="utf-8")
-  results = train.train_and_evaluate(
+  results = lm.train_and_evaluate(
       char_config(tmp_path / "play.txt", **{"data.test_fraction": 0.0, "num_epochs": 1,
                                            "samples.temperatures": ()}),
       str(tmp_path / "run"))

@@ -46,7 +46,7 @@ from flax.training import train_state
 from rnn_research import config_schema
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim as optim_lib
-from rnn_research import train
+from rnn_research.studies import lm
 from rnn_research.data import agreement as data_lib
 from rnn_research.data import fetch
 from rnn_research.data.corpus import DataError, Vocab
@@ -477,7 +477,7 @@ def load_language_model(workdir: str) -> tuple[LanguageModel, Any, Vocab]:
                      "workdir of the language-model study")
   if not pathlib.Path(workdir).is_dir():
     raise ValueError(f"config.lm_workdir {workdir} is not a directory")
-  return train.restore_language_model(workdir)
+  return lm.restore_language_model(workdir)
 
 
 # ---------------------------------------------------------------------------
@@ -858,7 +858,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics.jsonl, results.json, results.md and error_by_attractors.png."""
   config_schema.validate(config, config_schema.agreement_schema())
   workdir = pathlib.Path(workdir)
-  train.check_workdir(workdir, config, _fingerprint)
+  lm.check_workdir(workdir, config, _fingerprint)
   workdir.mkdir(parents=True, exist_ok=True)
   # A cell a stop cut short is trained again: its metrics will be logged again.
   metrics_lib.keep_metrics(workdir, lambda r: "cell" not in r or
