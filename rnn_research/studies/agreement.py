@@ -147,7 +147,7 @@ def make_batch(data: data_lib.EncodedItems, idx: np.ndarray, batch_size: int,
   return Batch(tokens, lengths, labels, weights)
 
 
-def classifier_loss(model: AgreementClassifier, params, batch: Batch, rng: Array,
+def classifier_loss(model, params, batch: Batch, rng: Array,
                     train: bool) -> tuple[Array, dict[str, Array]]:
   """The weighted binary cross-entropy of one batch, as ``supervised.fit`` asks.
 
@@ -208,7 +208,7 @@ def evaluate_classifier(model, params, data: data_lib.EncodedItems,
 
 def train_classifier(config: ml_collections.ConfigDict, cell: str, vocab_size: int,
                      sets: Mapping[str, data_lib.EncodedItems], workdir: str | pathlib.Path,
-                     split_prefix: str = "") -> tuple[AgreementClassifier, Any, dict, dict]:
+                     split_prefix: str = "") -> tuple[Any, Any, dict, dict]:
   """Trains (or resumes) one classifier with ``supervised.fit``.
 
   ``sets`` holds ``train`` and ``valid`` and may hold ``test`` and

@@ -185,23 +185,25 @@ def _watch_fit(monkeypatch, crash_cell=None, crash_at=None):
 
 def test_a_stopped_cell_resumes_from_its_checkpoint_and_the_study_ends_the_same(
     tmp_path, monkeypatch):
-  """Elman dies fetching its batch 7 (checkpoint at 6, metrics logged to 6):
-  the rerun reuses LSTM's figures, resumes Elman at step 6 and ends with the
-  figures and metrics.jsonl of a run that never stopped.
+  """Two epochs of 10 batches. Elman dies fetching its batch 13 (epoch 2;
+  checkpoint at 12, metrics logged to 12): the rerun reuses LSTM's figures,
+  resumes Elman at step 12 and ends with the figures and metrics.jsonl of a
+  run that never stopped.
 
-  Catches: the cell retrained from its start (batches 0-5 fetched again);
-  metrics.jsonl not trimmed (records duplicated)."""
+  Catches: the cell retrained from its start (batches 0-11 fetched again);
+  metrics.jsonl not trimmed (records duplicated); an epoch's order drawn from
+  a generator carried across epochs (the resumed epoch 2 gets epoch 1's order)."""
   monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
   config = agreement_config.get_config("test")
-  config.update(cells="lstm,elman", max_steps=10, eval_every_steps=4,
+  config.update(cells="lstm,elman", num_epochs=2, max_steps=14, eval_every_steps=4,
                 checkpoint_every_steps=3, log_every_steps=2)
   agreement.train_and_evaluate(config, str(tmp_path / "whole"))
 
-  fetched = _watch_fit(monkeypatch, crash_cell="elman", crash_at=7)
+  fetched = _watch_fit(monkeypatch, crash_cell="elman", crash_at=13)
   workdir = tmp_path / "stopped"
   with pytest.raises(_Stop):
     agreement.train_and_evaluate(config, str(workdir))
-  assert fetched["elman"] == list(range(7))
+  assert fetched["elman"] == list(range(13))
   assert (workdir / "cells" / "lstm.json").exists()
   assert not (workdir / "cells" / "elman.json").exists()
 
@@ -209,7 +211,7 @@ def test_a_stopped_cell_resumes_from_its_checkpoint_and_the_study_ends_the_same(
   monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
   fetched = _watch_fit(monkeypatch)
   agreement.train_and_evaluate(config, str(workdir))
-  assert fetched == {"elman": list(range(6, 10))}  # lstm reused, elman resumed at 6
+  assert fetched == {"elman": [12, 13]}  # lstm reused, elman resumed at 12
   assert _figures(workdir) == _figures(tmp_path / "whole")
   assert _metric_rows(workdir) == _metric_rows(tmp_path / "whole")
 
