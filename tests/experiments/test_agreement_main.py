@@ -2,6 +2,7 @@
 error for malformed data, and the language-model evaluation on files in the
 Gulordava et al. and minimal-pair formats."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -53,6 +54,11 @@ def test_the_study_on_the_test_config_writes_every_result_file(tmp_path,
   splits = {json.loads(l)["split"] for l in
             (workdir / "metrics.jsonl").read_text().splitlines()}
   assert {"train", "valid", "test"} <= splits
+  # The trainer's files: the cell's checkpoints and, with tensorboardX, events.
+  assert sorted(p.name for p in (workdir / "checkpoints" / "lstm").iterdir()) == [
+      "best", "latest"]
+  if importlib.util.find_spec("tensorboardX"):
+    assert any((workdir / "tensorboard" / "train").iterdir())
 
 
 def test_main_reports_a_malformed_line_by_file_and_line(tmp_path):
@@ -185,25 +191,27 @@ def _watch_fit(monkeypatch, crash_cell=None, crash_at=None):
 
 def test_a_stopped_cell_resumes_from_its_checkpoint_and_the_study_ends_the_same(
     tmp_path, monkeypatch):
-  """Two epochs of 10 batches. Elman dies fetching its batch 13 (epoch 2;
-  checkpoint at 12, metrics logged to 12): the rerun reuses LSTM's figures,
-  resumes Elman at step 12 and ends with the figures and metrics.jsonl of a
-  run that never stopped.
+  """Three epochs of 10 batches. Elman dies fetching its batch 23 (epoch 3;
+  checkpoint at 21, metrics logged to 22): the rerun reuses LSTM's figures,
+  resumes Elman at step 21, drops the logged step 22, and ends with the
+  figures and metrics.jsonl of a run that never stopped.
 
-  Catches: the cell retrained from its start (batches 0-11 fetched again);
-  metrics.jsonl not trimmed (records duplicated); an epoch's order drawn from
-  a generator carried across epochs (the resumed epoch 2 gets epoch 1's order)."""
+  Catches: the cell retrained from its start (batches 0-20 fetched again);
+  metrics.jsonl not trimmed (step 22 logged twice); an epoch's order drawn
+  from a generator carried across epochs (the resumed process draws epoch
+  3's order second, after the count of epoch 1's batches)."""
   monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
   config = agreement_config.get_config("test")
-  config.update(cells="lstm,elman", num_epochs=2, max_steps=14, eval_every_steps=4,
+  config.update(cells="lstm,elman", num_epochs=3, max_steps=24, eval_every_steps=4,
                 checkpoint_every_steps=3, log_every_steps=2)
   agreement.train_and_evaluate(config, str(tmp_path / "whole"))
 
-  fetched = _watch_fit(monkeypatch, crash_cell="elman", crash_at=13)
+  fetched = _watch_fit(monkeypatch, crash_cell="elman", crash_at=23)
   workdir = tmp_path / "stopped"
   with pytest.raises(_Stop):
     agreement.train_and_evaluate(config, str(workdir))
-  assert fetched["elman"] == list(range(13))
+  assert fetched["elman"] == list(range(23))
+  assert max(r["step"] for r in _metric_rows(workdir) if r.get("cell") == "elman") == 22
   assert (workdir / "cells" / "lstm.json").exists()
   assert not (workdir / "cells" / "elman.json").exists()
 
@@ -211,7 +219,7 @@ def test_a_stopped_cell_resumes_from_its_checkpoint_and_the_study_ends_the_same(
   monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
   fetched = _watch_fit(monkeypatch)
   agreement.train_and_evaluate(config, str(workdir))
-  assert fetched == {"elman": [12, 13]}  # lstm reused, elman resumed at 12
+  assert fetched == {"elman": [21, 22, 23]}  # lstm reused, elman resumed at 21
   assert _figures(workdir) == _figures(tmp_path / "whole")
   assert _metric_rows(workdir) == _metric_rows(tmp_path / "whole")
 
