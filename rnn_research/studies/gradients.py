@@ -532,9 +532,9 @@ def train_long_range_runs(config: ml_collections.ConfigDict, workdir: pathlib.Pa
     writer.close()
 
 
-# A process whose CPU time stands still this many times in a row is restarted
-# at most this often before run_long_range gives up.
-STALL_RESTARTS = 5
+# Restarts of a stalled training process in a row that finish no run before
+# run_long_range gives up (a restart that finishes one starts the count again).
+STALL_RESTARTS = 10
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -607,18 +607,21 @@ def _train_watched(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> 
              "import sys; from rnn_research.studies import gradients; "
              "gradients._long_range_child(*sys.argv[1:])",
              str(workdir), str(logging.get_verbosity())]
-  for attempt in range(STALL_RESTARTS + 1):
+  fruitless = 0  # stalls in a row that finished no run
+  while True:
+    finished = len(_finished_rows(workdir))
     status = run_watched(command, stall, env)
     if status == 0:
       return
     if status is not None:
       raise RuntimeError(f"long_range training in {workdir} failed (exit status "
                          f"{status}); its error is above")
+    fruitless = 0 if len(_finished_rows(workdir)) > finished else fruitless + 1
+    if fruitless > STALL_RESTARTS:
+      raise RuntimeError(f"long_range training in {workdir} stalled {fruitless} times "
+                         "in a row without finishing a run; rerun to continue")
     logging.warning("long_range: the training process used no CPU time for %g s "
-                    "(stalled); restarting it, finished runs are kept (%d of %d)",
-                    stall, attempt + 1, STALL_RESTARTS)
-  raise RuntimeError(f"long_range training in {workdir} stalled {STALL_RESTARTS + 1} "
-                     "times; rerun to continue from the finished runs")
+                    "(stalled); restarting it, finished runs are kept", stall)
 
 
 def run_long_range(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:

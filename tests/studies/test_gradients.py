@@ -190,7 +190,36 @@ def test_long_range_restarts_a_stalled_training_process_and_keeps_finished_runs(
   assert [m["step"] for m in logged if m["split"] == "train" and m["task"] == "copy"] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("status, message", [(None, "stalled 6 times"), (1, "exit status 1")])
+def test_long_range_keeps_restarting_while_the_restarts_finish_runs(runs, tmp_path,
+                                                                   monkeypatch):
+  _, reference = runs("long_range")
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  workdir = tmp_path / "run"
+  real, calls = gradients.run_watched, []
+
+  def stall_between_runs(command, stall_seconds, env=None, poll_seconds=1.0):
+    """Odd calls stall at once; even ones finish the next run, then stall."""
+    calls.append(command)
+    done = len(calls) // 2
+    if done > len(reference["rows"]):
+      return real(command, stall_seconds, env, poll_seconds)  # nothing left to train
+    if len(calls) % 2 == 0:
+      row = reference["rows"][done - 1]
+      with open(workdir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 3, "split": "eval", "task": row["task"],
+                            "model": row["model"], "T": row["T"], "row": row}) + "\n")
+    return None
+
+  monkeypatch.setattr(gradients, "run_watched", stall_between_runs)
+  monkeypatch.setattr(gradients, "STALL_RESTARTS", 1)  # 2 stalls in a row would end it
+  results = gradients.run(config, str(workdir))
+  assert len(calls) == 2 * len(reference["rows"]) + 2  # the last one trains nothing
+  assert results["rows"] == json.loads(json.dumps(reference["rows"]))
+
+
+@pytest.mark.parametrize("status, message", [
+    (None, "stalled 11 times in a row without finishing a run"), (1, "exit status 1")])
 def test_long_range_gives_up_on_a_process_that_keeps_stalling_or_fails(
     tmp_path, monkeypatch, status, message):
   config = gradients_config.get_config("test")
