@@ -156,6 +156,11 @@ def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
   config.long_range.log_every_steps = 25
   # Time steps per compiled loop iteration (speed only).
   config.long_range.unroll = 1
+  # The runs train in a child process that is restarted (finished runs kept)
+  # when its CPU time stands still this many seconds: jaxlib 0.10.2's CPU
+  # runtime can block for good at a run's start (docs/gradients.md). 0 = train
+  # in this process, unwatched.
+  config.long_range.stall_seconds = 60
   # Optimizer (rnn_research.optim fields; 'rmsprop' is Arjovsky et al.'s).
   config.long_range.optim = ml_collections.ConfigDict({
       "name": "adam", "learning_rate": 3e-3, "clip_norm": 1.0, "schedule": "constant",

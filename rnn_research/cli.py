@@ -79,10 +79,7 @@ def run(main) -> None:
   def wrapped(argv):
     if _MALLOC.value == "retain" and not retain_freed_memory():
       logging.info("--malloc=retain has no effect: the C library is not glibc")
-    handler = logging.get_absl_handler().python_handler
-    # Orbax logs every save and restore at INFO; keep its warnings only.
-    handler.addFilter(lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
-    handler.addFilter(_not_a_backend_probe)
+    filter_logs()
     logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
     try:
       return main(argv)
@@ -94,6 +91,14 @@ def run(main) -> None:
       sys.exit(EXIT_BAD_INPUT)
 
   app.run(wrapped, flags_parser=_parse_flags)
+
+
+def filter_logs() -> None:
+  """Drops the absl handler's routine lines from libraries: Orbax's INFO line
+  about every save and restore (its warnings stay) and JAX's backend probes."""
+  handler = logging.get_absl_handler().python_handler
+  handler.addFilter(lambda r: r.levelno >= std_logging.WARNING or "/orbax/" not in r.pathname)
+  handler.addFilter(_not_a_backend_probe)
 
 
 def _not_a_backend_probe(record: std_logging.LogRecord) -> bool:

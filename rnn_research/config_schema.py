@@ -650,6 +650,7 @@ def _long_range_schema() -> dict:
       "solved_accuracy": Float(above=0.0, high=1.0),
       "log_every_steps": Int(0, note="0 = never"),
       "unroll": POSITIVE,
+      "stall_seconds": Int(0, note="0 = train in this process, unwatched"),
       "optim": optim_schema(),
   }
 

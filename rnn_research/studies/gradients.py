@@ -29,8 +29,14 @@ loop); all measurements of dJ/dh go through :mod:`rnn_research.probes`.
 from __future__ import annotations
 
 import copy
+import faulthandler
+import json
 import math
+import os
 import pathlib
+import signal
+import subprocess
+import sys
 import time
 from typing import Any, Callable
 
@@ -39,10 +45,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
+from absl import flags, logging
 from flax import traverse_util
 
 from rnn_research import cells as cells_lib
+from rnn_research import cli
 from rnn_research import config_schema
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim, probes, report
@@ -404,7 +411,6 @@ def train_memory_task(config: ml_collections.ConfigDict, task: memory_tasks.Task
   c = config.long_range
   steps = c[task.name].train_steps
   seq_len = task.seq_len(length)
-  model_name = f"{cell}/{init}" if init != "default" else cell
   options = init_options(cell, init, seq_len)
   model = SequenceModel(task.num_outputs, cell=cell, hidden_size=c.hidden_size,
                         cell_options=options, unroll=c.unroll)
@@ -417,7 +423,7 @@ def train_memory_task(config: ml_collections.ConfigDict, task: memory_tasks.Task
       jnp.arange(c.seeds))
   rngs = [np.random.default_rng([config.seed, s, task_id, length]) for s in range(c.seeds)]
   params, opt_state = init_fn(keys)
-  tags = dict(task=task.name, model=model_name, T=length)
+  tags = dict(task=task.name, model=model_name(cell, init), T=length)
   curve_steps, curve_loss = [], []
   first_norms = None
   start = time.perf_counter()
@@ -467,7 +473,7 @@ def train_memory_task(config: ml_collections.ConfigDict, task: memory_tasks.Task
       "seconds": round(train_seconds, 1)}
   writer.write(steps, "eval", **tags, row=row)
   logging.info("long_range %s %s T=%d: error %s (baseline %.3g), solved %s, %.0f s",
-               task.name, model_name, length, np.round(error, 4), row["baseline"],
+               task.name, tags["model"], length, np.round(error, 4), row["baseline"],
                row["solved_by_seed"], train_seconds)
   return row
 
@@ -491,25 +497,148 @@ def _long_range_plan(config: ml_collections.ConfigDict) -> list[tuple]:
   return plan
 
 
+def _run_key(record: dict) -> tuple:
+  """(task, model, T) of a metrics.jsonl record or a result row."""
+  return record.get("task"), record.get("model"), record.get("T")
+
+
+def model_name(cell: str, init: str) -> str:
+  """'lstm/chrono', or the cell's name alone for its own initialisation."""
+  return f"{cell}/{init}" if init != "default" else cell
+
+
+def _plan_key(task: memory_tasks.Task, cell: str, init: str, length: int) -> tuple:
+  return task.name, model_name(cell, init), length
+
+
+def _finished_rows(workdir: pathlib.Path) -> dict[tuple, dict]:
+  """The rows of the runs already finished: their 'eval' records in metrics.jsonl."""
+  return {_run_key(r): r["row"] for r in metrics_lib.read_metrics(workdir)
+          if r.get("split") == "eval" and "row" in r}
+
+
+def train_long_range_runs(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """Trains every run of the plan that metrics.jsonl has no 'eval' record of,
+  after dropping the lines an unfinished run left there."""
+  plan = _long_range_plan(config)
+  finished = _finished_rows(workdir)
+  metrics_lib.keep_metrics(workdir, lambda r: _run_key(r) in finished)
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=False)
+  try:
+    for task, cell, init, length in plan:
+      if _plan_key(task, cell, init, length) not in finished:
+        train_memory_task(config, task, cell, init, length, writer)
+  finally:
+    writer.close()
+
+
+# Restarts of a stalled training process in a row that finish no run before
+# run_long_range gives up (a restart that finishes one starts the count again).
+STALL_RESTARTS = 10
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+  """User + system CPU time of a running process (all its threads), from
+  /proc; None where there is no /proc (then nothing is seen to stall)."""
+  try:
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+  except OSError:
+    return None
+  return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def run_watched(command: list[str], stall_seconds: float, env: dict | None = None,
+                poll_seconds: float = 1.0) -> int | None:
+  """Runs ``command``; returns its exit status, or None when its CPU time did
+  not advance for ``stall_seconds`` (a deadlock: a slow process on a loaded
+  machine still gets CPU time). A stalled process first gets SIGUSR1 (the
+  training process answers with every thread's Python stack on stderr), then
+  is killed."""
+  proc = subprocess.Popen(command, env=env)
+  try:
+    last, still_since = None, time.monotonic()
+    while True:
+      try:
+        return proc.wait(timeout=poll_seconds)
+      except subprocess.TimeoutExpired:
+        pass
+      cpu = process_cpu_seconds(proc.pid)
+      now = time.monotonic()
+      if cpu is None or cpu != last:
+        last, still_since = cpu, now
+      elif now - still_since >= stall_seconds:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        return None
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+
+
+def _long_range_child(workdir: str, verbosity: str) -> None:
+  """The training process of ``_train_watched``: trains what ``workdir``'s
+  config.json plans and metrics.jsonl lacks."""
+  faulthandler.register(signal.SIGUSR1, all_threads=True)
+  flags.FLAGS.mark_as_parsed()  # no absl flags here; logging as under app.run
+  logging.use_absl_handler()
+  logging.set_verbosity(int(verbosity))
+  cli.filter_logs()
+  workdir = pathlib.Path(workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  train_long_range_runs(config, workdir)
+
+
+def _train_watched(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """``train_long_range_runs`` in a child process, restarted when it stalls.
+
+  With jaxlib 0.10.2 on a 2-core CPU the default grid's process stopped for
+  good at the start of one of its LSTM runs in each of four attempts on an
+  idle machine (every thread blocked, CPU time standing still). Whatever the
+  cause inside XLA's CPU runtime, a fresh process continues: the runs already
+  finished are kept (their 'eval' records), the stalled one starts again
+  from its seed and gives the same result.
+  """
+  stall = config.long_range.stall_seconds
+  package_root = str(pathlib.Path(__file__).resolve().parents[2])
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+  command = [sys.executable, "-c",
+             "import sys; from rnn_research.studies import gradients; "
+             "gradients._long_range_child(*sys.argv[1:])",
+             str(workdir), str(logging.get_verbosity())]
+  fruitless = 0  # stalls in a row that finished no run
+  while True:
+    finished = len(_finished_rows(workdir))
+    status = run_watched(command, stall, env)
+    if status == 0:
+      return
+    if status is not None:
+      raise RuntimeError(f"long_range training in {workdir} failed (exit status "
+                         f"{status}); its error is above")
+    fruitless = 0 if len(_finished_rows(workdir)) > finished else fruitless + 1
+    if fruitless > STALL_RESTARTS:
+      raise RuntimeError(f"long_range training in {workdir} stalled {fruitless} times "
+                         "in a row without finishing a run; rerun to continue")
+    logging.warning("long_range: the training process used no CPU time for %g s "
+                    "(stalled); restarting it, finished runs are kept", stall)
+
+
 def run_long_range(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   """Error and solved-or-not against T, per task and cell/init, over seeds.
 
-  A rerun (same config) keeps the runs already finished (their rows are the
-  'eval' records of metrics.jsonl) and redoes the rest.
+  The runs train in a watched child process (``long_range.stall_seconds``;
+  0: in this process). A rerun (same config) keeps the runs already finished
+  (their rows are the 'eval' records of metrics.jsonl) and redoes the rest.
   """
   c = config.long_range
   plan = _long_range_plan(config)
-  key = lambda r: (r.get("task"), r.get("model"), r.get("T"))
-  finished = {key(r): r["row"] for r in metrics_lib.read_metrics(workdir)
-              if r.get("split") == "eval" and "row" in r}
-  metrics_lib.keep_metrics(workdir, lambda r: key(r) in finished)
-  writer = metrics_lib.MetricWriter(workdir, tensorboard=False)
-  rows = []
-  for task, cell, init, length in plan:
-    model_name = f"{cell}/{init}" if init != "default" else cell
-    row = finished.get((task.name, model_name, length))
-    rows.append(row or train_memory_task(config, task, cell, init, length, writer))
-  writer.close()
+  if c.stall_seconds > 0:
+    _train_watched(config, workdir)
+  else:
+    train_long_range_runs(config, workdir)
+  finished = _finished_rows(workdir)
+  rows = [finished[_plan_key(*run)] for run in plan]
   tasks = list(dict.fromkeys(r["task"] for r in rows))
   longest = {t: {} for t in tasks}
   for r in rows:

@@ -5,6 +5,7 @@ import math
 import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -141,6 +142,93 @@ def test_long_range_rerun_keeps_finished_runs(runs):
   assert again["rows"] == json.loads(json.dumps(first["rows"]))  # not retrained
   logged = (workdir / "metrics.jsonl").read_text().splitlines()
   assert sum('"split": "eval"' in line for line in logged) == 3
+
+
+def test_a_process_whose_cpu_time_stands_still_is_killed():
+  start = time.monotonic()
+  status = gradients.run_watched([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 stall_seconds=2, poll_seconds=0.2)
+  assert status is None and time.monotonic() - start < 30
+
+
+def test_a_busy_process_is_not_taken_for_a_stalled_one():
+  busy = "import time\nend = time.time() + 6\nwhile time.time() < end: pass"
+  assert gradients.run_watched([sys.executable, "-c", busy], stall_seconds=4,
+                               poll_seconds=0.2) == 0
+
+
+def test_long_range_restarts_a_stalled_training_process_and_keeps_finished_runs(
+    runs, tmp_path, monkeypatch):
+  _, reference = runs("long_range")  # trained by a watched process that did not stall
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  workdir = tmp_path / "run"
+  real, calls = gradients.run_watched, []
+
+  def stall_once(command, stall_seconds, env=None, poll_seconds=1.0):
+    calls.append(command)
+    if len(calls) > 1:
+      return real(command, stall_seconds, env, poll_seconds)
+    # What a process killed in its second run leaves: the first run's lines
+    # and the start of the second's.
+    with open(workdir / "metrics.jsonl", "w") as f:
+      f.write(json.dumps({"step": 3, "split": "eval", "task": "adding",
+                          "model": "lstm/chrono", "T": 3, "row": reference["rows"][0]}) + "\n")
+      f.write(json.dumps({"step": 1, "split": "train", "task": "copy",
+                          "model": "lstm/chrono", "T": 3, "loss": 9.0}) + "\n")
+    return None
+
+  monkeypatch.setattr(gradients, "run_watched", stall_once)
+  results = gradients.run(config, str(workdir))
+  assert len(calls) == 2
+  timeless = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+  assert results["rows"][0] == json.loads(json.dumps(reference["rows"][0]))  # kept
+  assert timeless(results["rows"]) == timeless(json.loads(json.dumps(reference["rows"])))
+  logged = gradients.metrics_lib.read_metrics(workdir)
+  assert not [m for m in logged if m.get("loss") == 9.0]  # the stalled run's line is gone
+  assert sum(m["split"] == "eval" for m in logged) == 3
+  assert [m["step"] for m in logged if m["split"] == "train" and m["task"] == "copy"] == [1, 2, 3]
+
+
+def test_long_range_keeps_restarting_while_the_restarts_finish_runs(runs, tmp_path,
+                                                                   monkeypatch):
+  _, reference = runs("long_range")
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  workdir = tmp_path / "run"
+  real, calls = gradients.run_watched, []
+
+  def stall_between_runs(command, stall_seconds, env=None, poll_seconds=1.0):
+    """Odd calls stall at once; even ones finish the next run, then stall."""
+    calls.append(command)
+    done = len(calls) // 2
+    if done > len(reference["rows"]):
+      return real(command, stall_seconds, env, poll_seconds)  # nothing left to train
+    if len(calls) % 2 == 0:
+      row = reference["rows"][done - 1]
+      with open(workdir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 3, "split": "eval", "task": row["task"],
+                            "model": row["model"], "T": row["T"], "row": row}) + "\n")
+    return None
+
+  monkeypatch.setattr(gradients, "run_watched", stall_between_runs)
+  monkeypatch.setattr(gradients, "STALL_RESTARTS", 1)  # 2 stalls in a row would end it
+  results = gradients.run(config, str(workdir))
+  assert len(calls) == 2 * len(reference["rows"]) + 2  # the last one trains nothing
+  assert results["rows"] == json.loads(json.dumps(reference["rows"]))
+
+
+@pytest.mark.parametrize("status, message", [
+    (None, "stalled 11 times in a row without finishing a run"), (1, "exit status 1")])
+def test_long_range_gives_up_on_a_process_that_keeps_stalling_or_fails(
+    tmp_path, monkeypatch, status, message):
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  calls = []
+  monkeypatch.setattr(gradients, "run_watched", lambda *a, **k: calls.append(a) or status)
+  with pytest.raises(RuntimeError, match=message):
+    gradients.run(config, str(tmp_path / "run"))
+  assert len(calls) == (gradients.STALL_RESTARTS + 1 if status is None else 1)
 
 
 @pytest.mark.parametrize("field, value, message", [
