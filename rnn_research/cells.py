@@ -503,8 +503,9 @@ class MinGRUCell(LinearRecurrenceCell):
   (x < 0), which keeps h_t > 0 for the log-space form.
 
   Log-space form (the paper's parallel mode, ``log_space=True``; off by
-  default: the plain scan multiplies a_t in (0, 1) and is as exact, and about
-  twice as fast on the CPU, BENCHMARKS.md P2): with k_t = U_z x_t + b_z,
+  default: the plain scan multiplies a_t in (0, 1), which neither overflows
+  nor loses precision, and trains faster on the CPU, BENCHMARKS.md P2): with
+  k_t = U_z x_t + b_z,
 
   .. math::
       \log a_t = -\mathrm{softplus}(k_t), \quad

@@ -143,8 +143,8 @@ def _log_compose(earlier, later):
   return la + la2, jnp.logaddexp(la2 + lb, lb2)
 
 
-# Steps per chunk of ``chunked_scan``: the fastest of 4, 8 and 16 for the
-# minGRU language model's scans on the CPU (BENCHMARKS.md, P2).
+# Steps per chunk of ``chunked_scan``: of 8 and 16, 16 was the faster for the
+# benchmark's (16, 512, 256) scans on the CPU; compile time grows with it.
 SCAN_CHUNK = 16
 
 
@@ -158,7 +158,7 @@ def chunked_scan(compose, elems, identity, chunk: int = SCAN_CHUNK):
   (recursively, log_chunk T levels), and each chunk's prefix is composed onto
   its results. Every operation reads whole contiguous blocks; the associative
   scan's stride-2 slicing and interleaving at each of its log2 T levels cost
-  several times more on the CPU (BENCHMARKS.md, P2).
+  more on the CPU (BENCHMARKS.md, P2).
 
   Args:
     compose: (earlier, later) -> their composition, on tuples of arrays.
