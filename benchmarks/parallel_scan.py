@@ -1,4 +1,4 @@
-r"""Training throughput of the parallel (associative-scan) cells against the sequential ones.
+r"""Training throughput of the parallel (scanned) cells against the sequential ones.
 
 At each BPTT length the same 2-layer language model (embedding -> 2 recurrent
 layers -> softmax, SGD, global-norm clipping, carry passed across batches)
@@ -15,6 +15,13 @@ The default vocabulary is small (256, a byte-level model): with PTB's 10,000
 words the softmax dominates a CPU step and hides the recurrence being
 compared.
 
+Besides the registered cells, ``--cells`` takes variants of the minGRU that
+locate its time: ``mingru_log`` (``log_space=True``, the paper's form);
+``mingru_assoc`` (the previous implementation, for before/after in one run:
+log space, composed by ``jax.lax.associative_scan`` and differentiated
+through it); ``mingru_floor`` (the scan removed, h_t = b_t: the same model's
+every other cost, so no scan can make the minGRU faster than this).
+
     python benchmarks/parallel_scan.py --bptt=35,128,512,2048 --json \
         --out=benchmarks/results/parallel_scan_cpu.jsonl
 
@@ -30,13 +37,50 @@ import os
 import statistics
 import sys
 
+import contextlib
+
 import lm_throughput as lt
 
-from rnn_research import cli  # noqa: E402  (lm_throughput set up the environment first)
+import jax  # noqa: E402  (lm_throughput set up the environment first)
+import jax.numpy as jnp  # noqa: E402
+
+from rnn_research import cli  # noqa: E402
+from rnn_research import recurrent  # noqa: E402
 
 # Our cell name -> its cell_options in the benchmark (the GRU as lm_throughput's).
 OPTIONS = {"lstm": {"forget_bias": 0.0}, "gru": {"reset_after": True}, "mingru": {},
-           "minlstm": {}, "lru": {}}
+           "minlstm": {}, "lru": {}, "mingru_log": {"log_space": True},
+           "mingru_assoc": {"log_space": True}, "mingru_floor": {"log_space": True}}
+
+
+def _associative_log_scan(log_a, log_b, h0, chunk=None):
+  """recurrent.log_linear_scan as it was before chunked_scan (autodiff through it)."""
+  del chunk
+  log_a_sum, log_h = jax.lax.associative_scan(recurrent._log_compose, (log_a, log_b), axis=1)
+  return jnp.exp(log_a_sum) * h0[:, None] + jnp.exp(log_h)
+
+
+def _no_scan(log_a, log_b, h0, chunk=None):
+  """h_t = b_t: the coefficients are computed, the recurrence is not."""
+  del log_a, h0, chunk
+  return jnp.exp(log_b)
+
+
+# Variants that replace the layer's log-space scan while their step is traced.
+SCANS = {"mingru_assoc": _associative_log_scan, "mingru_floor": _no_scan}
+
+
+@contextlib.contextmanager
+def scan_of(name: str):
+  if name not in SCANS:
+    yield
+    return
+  saved = recurrent.log_linear_scan
+  recurrent.log_linear_scan = SCANS[name]
+  try:
+    yield
+  finally:
+    recurrent.log_linear_scan = saved
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,7 +111,7 @@ def make_config(args, cell: str, bptt: int):
   base = argparse.Namespace(config="zaremba_small", cell="gru", dtype="float32",
                             unroll=0, dropout=0.0)
   c = lt.make_config(base)
-  c.model.cell = cell
+  c.model.cell = cell.split("_")[0]
   c.model.cell_options = OPTIONS[cell]
   c.model.hidden_size = args.hidden
   c.data.batch_size = args.batch
@@ -79,12 +123,14 @@ def one_length(args, bptt: int) -> dict:
   load_start = os.getloadavg()[0]
   configs = {cell: make_config(args, cell, bptt) for cell in args.cells}
   batches = lt.random_batches(configs["gru"], args.vocab)
-  sides = {}
+  sides, first = {}, {}
   for cell, config in configs.items():
-    sides[cell] = lt.Ours(config, args.vocab, batches)
+    with scan_of(cell):  # traced (init and first step) with this variant's scan
+      sides[cell] = lt.Ours(config, args.vocab, batches)
+      first[cell] = lt.first_step(sides[cell])
   if not args.skip_torch:
     sides["torch_gru"] = lt.Torch(configs["gru"], args.vocab, batches, "gru", "float32")
-  first = {name: lt.first_step(s) for name, s in sides.items()}
+    first["torch_gru"] = lt.first_step(sides["torch_gru"])
   for s in sides.values():
     s.run(args.warmup)
   names = list(sides)
@@ -106,6 +152,7 @@ def one_length(args, bptt: int) -> dict:
       "loss": {name: s.loss() for name, s in sides.items()},
       "device": lt.device_name(), "versions": lt.versions(),
       "loadavg_1min": [load_start, os.getloadavg()[0]],  # other users of the CPU
+      "scan_chunk": recurrent.SCAN_CHUNK,
       "command": " ".join(["python", "benchmarks/parallel_scan.py"] + sys.argv[1:]),
       "date": datetime.datetime.now().isoformat(timespec="seconds"),
   }

@@ -34,8 +34,8 @@ the carry and the LSTM cell state stay in float32.
 
 minGRU, minLSTM and the LRU (``LinearRecurrenceCell``) have no W: their step
 is h_t = a_t * h_{t-1} + b_t with (a_t, b_t) from x_t alone, which
-``recurrent.Recurrent`` computes for all steps at once with an associative
-scan. They keep ``input/kernel`` and ``input/bias`` (the LRU's B has no bias).
+``recurrent.Recurrent`` computes for all steps at once with a chunked
+associative scan (``recurrent.chunked_scan``). They keep ``input/kernel`` and ``input/bias`` (the LRU's B has no bias).
 """
 
 from __future__ import annotations
@@ -451,7 +451,7 @@ class LinearRecurrenceCell(_ProjectedCell):
   where (a_t, b_t) = ``coefficients(project_inputs(x_t))``. The composition
   of two such steps is again one, (a, b) then (a', b') = (a' a, a' b + b'),
   an associative operation, so ``recurrent.Recurrent`` computes every s_t at
-  once with ``jax.lax.associative_scan`` (O(log T) depth instead of T
+  once with ``recurrent.chunked_scan`` (O(log T) depth instead of T
   sequential steps); ``step`` is the same recurrence one step at a time.
 
   The state s may differ from the carry (the LRU's is complex, its carry the
@@ -502,7 +502,9 @@ class MinGRUCell(LinearRecurrenceCell):
   the paper's positive activation, g(x) = x + 1/2 (x >= 0), sigmoid(x)
   (x < 0), which keeps h_t > 0 for the log-space form.
 
-  Log-space form (the paper's parallel mode, ``log_space=True``): with
+  Log-space form (the paper's parallel mode, ``log_space=True``; off by
+  default: the plain scan multiplies a_t in (0, 1), which neither overflows
+  nor loses precision, and trains faster on the CPU, BENCHMARKS.md P2): with
   k_t = U_z x_t + b_z,
 
   .. math::
@@ -519,7 +521,7 @@ class MinGRUCell(LinearRecurrenceCell):
   ``input/bias`` (2H,); there is no recurrent kernel. Carry and output are h.
   """
 
-  log_space: bool = True
+  log_space: bool = False
 
   num_gates = 2
 
@@ -558,7 +560,7 @@ class MinLSTMCell(LinearRecurrenceCell):
   ``input/kernel`` (D, 3H) and ``input/bias`` (3H,). Carry and output are h.
   """
 
-  log_space: bool = True
+  log_space: bool = False
 
   num_gates = 3
 

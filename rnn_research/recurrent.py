@@ -15,8 +15,9 @@ one (H, T*B) x (T*B, G*H) product after the backward loop (as cuDNN does).
 Cells whose recurrence is linear in the state (``cell.linear_recurrence``:
 minGRU, minLSTM, LRU; h_t = a_t h_{t-1} + b_t with a_t, b_t from x_t alone)
 need no sequential loop at all: the layer computes every (a_t, b_t) from the
-projected inputs and composes them with ``jax.lax.associative_scan``
-(``linear_scan``, or ``log_linear_scan`` in log space), O(log T) deep.
+projected inputs and composes them with an associative scan in chunks
+(``chunked_scan``; ``linear_scan``, or ``log_linear_scan`` in log space),
+O(log T) deep, whose gradient is the same recurrence run backwards.
 Generation and truncated BPTT run the same layer on each window or token
 with the carry in and out, which is the cell's own ``step`` for T = 1.
 
@@ -142,25 +143,139 @@ def _log_compose(earlier, later):
   return la + la2, jnp.logaddexp(la2 + lb, lb2)
 
 
-def linear_scan(a: Array, b: Array, h0: Array) -> Array:
+# Steps per chunk of ``chunked_scan``: of 8 and 16, 16 was the faster for the
+# benchmark's (16, 512, 256) scans on the CPU; compile time grows with it.
+SCAN_CHUNK = 16
+
+
+def chunked_scan(compose, elems, identity, chunk: int = SCAN_CHUNK):
+  """Inclusive scan of an associative ``compose`` along axis 1, in chunks.
+
+  The result at t is elems_1 o ... o elems_t, as ``jax.lax.associative_scan``
+  gives, but the sequence is cut into chunks of ``chunk`` steps: one pass
+  composes within every chunk at once (``chunk`` elementwise steps on
+  (B, T/chunk, ...) slices), the chunks' totals are scanned the same way
+  (recursively, log_chunk T levels), and each chunk's prefix is composed onto
+  its results. Every operation reads whole contiguous blocks; the associative
+  scan's stride-2 slicing and interleaving at each of its log2 T levels cost
+  more on the CPU (BENCHMARKS.md, P2).
+
+  Args:
+    compose: (earlier, later) -> their composition, on tuples of arrays.
+    elems: tuple of (B, T, ...) arrays.
+    identity: tuple of scalars, compose's identity element (padding).
+    chunk: steps per chunk (>= 2).
+  """
+  if chunk < 2:
+    raise ValueError(f"chunk must be >= 2, got {chunk}")
+  moved = tuple(jnp.moveaxis(e, 1, 0) for e in elems)  # (T, B, ...)
+  out = _chunked_scan_time_major(compose, moved, identity, chunk)
+  return tuple(jnp.moveaxis(o, 0, 1) for o in out)
+
+
+def _chunked_scan_time_major(compose, xs, identity, chunk):
+  steps = xs[0].shape[0]
+  if steps <= chunk:  # one chunk: step after step
+    acc, outs = tuple(x[0] for x in xs), []
+    outs.append(acc)
+    for j in range(1, steps):
+      acc = compose(acc, tuple(x[j] for x in xs))
+      outs.append(acc)
+    return tuple(jnp.stack(o) for o in zip(*outs))
+  n = -(-steps // chunk)  # chunks
+  pad = n * chunk - steps
+  xs = tuple(jnp.concatenate([x, jnp.full((pad,) + x.shape[1:], e, x.dtype)])
+             for x, e in zip(xs, identity))
+  xs = tuple(x.reshape((n, chunk) + x.shape[1:]) for x in xs)  # (n, chunk, ...)
+  acc = tuple(x[:, 0] for x in xs)  # (n, ...): every chunk at once
+  outs = [acc]
+  for j in range(1, chunk):
+    acc = compose(acc, tuple(x[:, j] for x in xs))
+    outs.append(acc)
+  totals = _chunked_scan_time_major(compose, acc, identity, chunk)  # (n, ...)
+  # what comes before each chunk: the identity, then the totals of 1..n-1
+  before = tuple(jnp.concatenate([jnp.full((1,) + t.shape[1:], e, t.dtype), t[:-1]])
+                 for t, e in zip(totals, identity))
+  outs = [compose(before, o) for o in outs]
+  return tuple(jnp.stack(o, axis=1).reshape((n * chunk,) + o[0].shape[1:])[:steps]
+               for o in zip(*outs))
+
+
+def _states_from_zero(a: Array, b: Array, chunk: int) -> Array:
+  """h_t of h_t = a_t h_{t-1} + b_t from h_0 = 0, (B, T, S)."""
+  return chunked_scan(_compose, (a, b), (1.0, 0.0), chunk)[1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _linear_scan(a, b, h0, chunk):
+  b = jnp.asarray(b)
+  return _states_from_zero(a, b.at[:, 0].add(a[:, 0] * h0), chunk)
+
+
+def _linear_scan_fwd(a, b, h0, chunk):
+  h = _linear_scan(a, b, h0, chunk)
+  return h, (a, h, h0)
+
+
+def _linear_scan_bwd(chunk, residuals, g):
+  # The transpose of a linear recurrence is the same recurrence backwards:
+  # d_t = g_t + a_{t+1} d_{t+1}; then db_t = d_t, da_t = d_t h_{t-1},
+  # dh_0 = a_1 d_1 (no conjugation for complex a, b: JAX's convention).
+  a, h, h0 = residuals
+  a_next = jnp.concatenate([a[:, 1:], jnp.zeros_like(a[:, :1])], axis=1)
+  d = jnp.flip(_states_from_zero(jnp.flip(a_next, 1), jnp.flip(g, 1), chunk), 1)
+  h_prev = jnp.concatenate([h0[:, None], h[:, :-1]], axis=1)
+  return d * h_prev, d, a[:, 0] * d[:, 0]
+
+
+_linear_scan.defvjp(_linear_scan_fwd, _linear_scan_bwd)
+
+
+def linear_scan(a: Array, b: Array, h0: Array, chunk: int | None = None) -> Array:
   """Every h_t of h_t = a_t h_{t-1} + b_t: a, b (B, T, S), h0 (B, S) -> (B, T, S).
 
-  One associative scan of the pairs (a_t, b_t) gives (prod_{k<=t} a_k,
-  h_t for h_0 = 0); h_0 enters through the first.
+  h_0 enters as b_1 + a_1 h_0; the pairs (a_t, b_t) are composed by
+  ``chunked_scan``. The gradient is the same scan run backwards in time (one
+  pass, nothing of the forward composition stored but h), not the
+  differentiated composition. ``chunk``: ``chunked_scan``'s, None =
+  ``SCAN_CHUNK``.
   """
-  a_prod, h = jax.lax.associative_scan(_compose, (a, b), axis=1)
-  return a_prod * h0[:, None] + h
+  return _linear_scan(a, b, h0, chunk or SCAN_CHUNK)
 
 
-def log_linear_scan(log_a: Array, log_b: Array, h0: Array) -> Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _log_linear_scan(log_a, log_b, h0, chunk):
+  log_a_sum, log_h = chunked_scan(_log_compose, (log_a, log_b), (0.0, _LOG_ZERO), chunk)
+  return jnp.exp(log_a_sum) * h0[:, None] + jnp.exp(log_h)
+
+
+def _log_linear_scan_fwd(log_a, log_b, h0, chunk):
+  h = _log_linear_scan(log_a, log_b, h0, chunk)
+  return h, (log_a, log_b, h, h0)
+
+
+def _log_linear_scan_bwd(chunk, residuals, g):
+  # h is the linear recurrence of a = exp(log a), b = exp(log b): its
+  # gradient, times da/dlog a = a and db/dlog b = b.
+  log_a, log_b, h, h0 = residuals
+  a = jnp.exp(log_a)
+  d_a, d_b, d_h0 = _linear_scan_bwd(chunk, (a, h, h0), g)
+  return d_a * a, d_b * jnp.exp(log_b), d_h0
+
+
+_log_linear_scan.defvjp(_log_linear_scan_fwd, _log_linear_scan_bwd)
+
+
+def log_linear_scan(log_a: Array, log_b: Array, h0: Array,
+                    chunk: int | None = None) -> Array:
   """``linear_scan`` from log a_t and log b_t (b_t > 0), Feng et al. 2024's form.
 
   log h_t (for h_0 = 0) = a*_t + logcumsumexp_{k<=t}(log b_k - a*_k), with
-  a*_t = sum_{k<=t} log a_k, computed pairwise by the associative scan (no
-  large a*_t is ever subtracted). h_0 (any sign) is added outside the log.
+  a*_t = sum_{k<=t} log a_k, computed pairwise by ``chunked_scan`` (no large
+  a*_t is ever subtracted). h_0 (any sign) is added outside the log. The
+  gradient is ``linear_scan``'s backward pass (times a_t and b_t).
   """
-  log_a_sum, log_h = jax.lax.associative_scan(_log_compose, (log_a, log_b), axis=1)
-  return jnp.exp(log_a_sum) * h0[:, None] + jnp.exp(log_h)
+  return _log_linear_scan(log_a, log_b, h0, chunk or SCAN_CHUNK)
 
 
 class Recurrent(nn.Module):

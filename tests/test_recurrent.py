@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rnn_research import cells
+from rnn_research import recurrent
 from rnn_research.recurrent import Bidirectional, Recurrent, StackedRNN
 
 B, T, D, H = 3, 6, 3, 4
@@ -393,15 +394,25 @@ def test_hoisted_weight_gradient_in_bfloat16_is_close_to_per_step():
 
 LINEAR_CELLS = {
     "mingru": functools.partial(cells.MinGRUCell, H),
-    "mingru_plain": functools.partial(cells.MinGRUCell, H, log_space=False),
+    "mingru_log": functools.partial(cells.MinGRUCell, H, log_space=True),
     "minlstm": functools.partial(cells.MinLSTMCell, H),
+    "minlstm_log": functools.partial(cells.MinLSTMCell, H, log_space=True),
     "lru": functools.partial(cells.LRUCell, H, state_size=3),
 }
 
 
+@pytest.fixture(params=[2, None], ids=["chunk2", "chunk_default"])
+def scan_chunk(request, monkeypatch):
+  """Chunks of 2 steps put T = 6 across chunk boundaries, padding (6 -> 3
+  chunks -> 2) and two levels of ``chunked_scan``; the default is one chunk."""
+  if request.param:
+    monkeypatch.setattr(recurrent, "SCAN_CHUNK", request.param)
+  return request.param
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("name", sorted(LINEAR_CELLS))
-def test_parallel_scan_equals_python_loop_of_the_step(name, reverse):
+def test_parallel_scan_equals_python_loop_of_the_step(name, reverse, scan_chunk):
   cell = LINEAR_CELLS[name]()
   assert cell.linear_recurrence
   layer = Recurrent(cell, reverse=reverse)
@@ -418,7 +429,7 @@ def test_parallel_scan_equals_python_loop_of_the_step(name, reverse):
 
 
 @pytest.mark.parametrize("name", sorted(LINEAR_CELLS))
-def test_parallel_gradients_equal_the_sequential_scans(name, reverse=True):
+def test_parallel_gradients_equal_the_sequential_scans(name, scan_chunk, reverse=True):
   """Gradients of outputs and final carry with respect to parameters, inputs,
   initial carry and carry perturbations: associative scan vs ``nn.scan`` of the
   step, reversed within lengths (reversal and masking are both on the path)."""
@@ -442,6 +453,55 @@ def test_parallel_gradients_equal_the_sequential_scans(name, reverse=True):
                                        use_perturbation)
              for parallel in (True, False)]
     assert_trees_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def _loop_scan(a, b, h0):
+  """h_t = a_t h_{t-1} + b_t as a Python loop over t: the reference."""
+  h, out = h0, []
+  for t in range(a.shape[1]):
+    h = a[:, t] * h + b[:, t]
+    out.append(h)
+  return jnp.stack(out, axis=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("steps,chunk", [(1, 2), (5, 2), (16, 16), (17, 16), (37, 3),
+                                         (300, 16)])
+def test_linear_scan_equals_the_loop_with_its_gradient(steps, chunk, dtype):
+  """Values and gradients (a, b, h0; complex as the LRU's) of ``linear_scan``
+  and ``log_linear_scan`` against the loop: one chunk, a partial last chunk,
+  and up to three levels of chunks."""
+  rng = np.random.default_rng(steps)
+  shape = (2, steps, 3)
+  a = rng.uniform(0.0, 1.0, shape)
+  b = rng.standard_normal(shape)
+  h0 = rng.standard_normal((2, 3))
+  if dtype == np.complex64:
+    a = a * np.exp(1j * rng.uniform(0.0, 6.0, shape))
+    b = b + 1j * rng.standard_normal(shape)
+    h0 = h0 - 1j * rng.standard_normal((2, 3))
+  a, b, h0 = (x.astype(dtype) for x in (a, b, h0))
+  w = rng.standard_normal(shape).astype(np.float32)
+  loss = lambda scan: lambda *args: jnp.sum(jnp.real(scan(*args)) * w + jnp.imag(scan(*args)))
+  scan = functools.partial(recurrent.linear_scan, chunk=chunk)
+  assert_trees_close(scan(a, b, h0), _loop_scan(a, b, h0), rtol=1e-5, atol=1e-5)
+  assert_trees_close(jax.grad(loss(scan), argnums=(0, 1, 2))(a, b, h0),
+                     jax.grad(loss(_loop_scan), argnums=(0, 1, 2))(a, b, h0),
+                     rtol=1e-4, atol=1e-5)
+  if dtype == np.float32:  # the log-space form: b > 0
+    log_a, log_b = np.log(a), rng.standard_normal(shape).astype(np.float32)
+    log_scan = functools.partial(recurrent.log_linear_scan, chunk=chunk)
+    plain = lambda la, lb, h: _loop_scan(jnp.exp(la), jnp.exp(lb), h)
+    assert_trees_close(log_scan(log_a, log_b, h0), plain(log_a, log_b, h0),
+                       rtol=1e-5, atol=1e-5)
+    assert_trees_close(jax.grad(loss(log_scan), argnums=(0, 1, 2))(log_a, log_b, h0),
+                       jax.grad(loss(plain), argnums=(0, 1, 2))(log_a, log_b, h0),
+                       rtol=1e-4, atol=1e-5)
+
+
+def test_chunked_scan_rejects_a_chunk_below_two():
+  with pytest.raises(ValueError, match="chunk must be >= 2"):
+    recurrent.chunked_scan(recurrent._compose, (np.ones((1, 3, 1)),) * 2, (1.0, 0.0), 1)
 
 
 def test_log_space_equals_plain_form_on_long_sequences():
