@@ -176,8 +176,14 @@ def get_config(arg: str = "synthetic") -> ml_collections.ConfigDict:
   config.patience = 2
   # Training metrics are logged every N steps.
   config.log_every_steps = 200
-  # Save each cell's best parameters under checkpoints/<cell>.
-  config.save_checkpoints = False
+  # A checkpoint (checkpoints/<cell>/latest) every N steps besides the one at
+  # each dev measurement; 0 = at dev measurements only.
+  config.checkpoint_every_steps = 0
+  # A non-finite loss or gradient: 'stop' (error naming the step) or 'skip'
+  # (the update is dropped and counted). Never applied either way.
+  config.nonfinite = "stop"
+  # Also write TensorBoard events (workdir/tensorboard) when tensorboardX is there.
+  config.tensorboard = True
 
   if arg == "linzen":
     config.data.source = "linzen_simple"

@@ -15,12 +15,18 @@ previous checkpoints intact; saves are asynchronous and only count after
 Resume order (big_vision's): the workdir's newest readable checkpoint, else
 fresh initialisation. A damaged newest checkpoint falls back to the one
 before it, with a warning.
+
+:class:`Preemption` turns SIGTERM/SIGINT into a flag that a training loop
+checks at each step boundary, to save a checkpoint there and return.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import pathlib
+import signal
+import threading
 from typing import Any
 
 import jax
@@ -70,6 +76,9 @@ class Checkpointer:
     self._manager.wait_until_finished()
     if step in self._manager.all_steps():
       return
+    # A copy: the JSON is written in the background, while the loop goes on
+    # appending to the lists the caller's meta holds.
+    meta = copy.deepcopy(meta)
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
@@ -120,3 +129,30 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+class Preemption:
+  """Turns SIGTERM/SIGINT into a flag the loop checks at each step boundary.
+
+  A context manager; the previous handlers come back on exit. Outside the
+  main thread (where Python cannot install handlers) it never asks to stop.
+  """
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    logging.warning("received signal %d: saving a checkpoint at the next step", signum)
+    self.requested = True
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)

@@ -542,7 +542,7 @@ def _agreement_cells(config, prefix: str) -> None:
 @functools.cache
 def agreement_schema() -> Schema:
   """The agreement study (configs/agreement.py, every variant)."""
-  from rnn_research.studies import agreement
+  from rnn_research.studies import agreement, lm
   cells, _, recurrent = _registries()
   cell = Choice(cells.CELLS, "cell", sort=True)
   counts = ListOf(Int(0), nonempty=True)
@@ -596,7 +596,9 @@ def agreement_schema() -> Schema:
       "eval_every_steps": Int(0, note="0 = once per epoch"),
       "patience": Int(0, note="0 = never stop early"),
       "log_every_steps": POSITIVE,
-      "save_checkpoints": Bool(),
+      "checkpoint_every_steps": Int(0, note="0 = at dev measurements only"),
+      "nonfinite": Choice(lm.NONFINITE_MODES, "nonfinite"),
+      "tensorboard": Bool(),
   }, checks=(_agreement_lm_files, _agreement_cells))
 
 

@@ -20,11 +20,14 @@ attractors, the error rate and the item count. :func:`train_and_evaluate`
 writes ``results.json``, ``results.md`` (the paper's layout: rows by number of
 attractors, a column per cell) and ``error_by_attractors.png``.
 
-Each cell's figures are written to ``cells/<cell>.json`` as soon as it is
-tested. Rerunning the same command with the same workdir reuses every cell
-finished there and trains the others from scratch (a stopped cell's metrics
-are dropped; with the same seed it ends with the same figures); a workdir
-that holds another run's config is refused.
+Each cell is trained by :func:`rnn_research.studies.supervised.fit`, with
+its checkpoints in ``checkpoints/<cell>/{latest,best}``, and its figures are
+written to ``cells/<cell>.json`` as soon as it is tested. Rerunning the same
+command with the same workdir reuses every cell finished there, resumes a
+stopped cell from its newest checkpoint (ending with the parameters and
+figures of a run that never stopped) and trains the others; SIGTERM/SIGINT
+save a checkpoint and end the run. A workdir that holds another run's config
+or vocabulary is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ import functools
 import json
 import math
 import pathlib
-import time
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import jax
@@ -42,12 +44,13 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from flax.training import train_state
 
+from rnn_research import checkpoint as ckpt_lib
 from rnn_research import config_schema
 from rnn_research import metrics as metrics_lib
 from rnn_research import optim as optim_lib
 from rnn_research.studies import lm
+from rnn_research.studies import supervised
 from rnn_research.data import agreement as data_lib
 from rnn_research.data import fetch
 from rnn_research.data.corpus import DataError, Vocab
@@ -147,36 +150,21 @@ def make_batch(data: data_lib.EncodedItems, idx: np.ndarray, batch_size: int,
   return Batch(tokens, lengths, labels, weights)
 
 
-def train_step(model: SentenceClassifier, state: train_state.TrainState,
-               batch: Batch, rng: Array
-               ) -> tuple[train_state.TrainState, dict[str, Array]]:
-  """One optimizer step on the weighted binary cross-entropy.
+def classifier_loss(model, params, batch: Batch, rng: Array,
+                    train: bool) -> tuple[Array, dict[str, Array]]:
+  """The weighted binary cross-entropy of one batch, as ``supervised.fit`` asks.
 
-  Jitted per model by :func:`jit_for` (``model`` is bound, not traced).
-
-  Returns metric *sums* (loss, errors) with their denominator (count), so that
-  averages over many steps are exact, and the global norms that show a
-  diverging run (big_vision's l2_grads / l2_params / l2_updates).
+  Returns the objective (the mean over real items) and metric *sums* (loss,
+  errors) with their denominator (count), so that averages over many steps
+  are exact.
   """
-  dropout_rng = jax.random.fold_in(rng, state.step)
-
-  def loss_fn(params):
-    logits = model.apply({"params": params}, batch.tokens, batch.lengths,
-                         deterministic=False, rngs={"dropout": dropout_rng})
-    losses = optax.sigmoid_binary_cross_entropy(logits, batch.labels)  # (B,)
-    count = jnp.maximum(batch.weights.sum(), 1.0)
-    return (losses * batch.weights).sum() / count, logits
-
-  (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-  errors = ((logits > 0) != (batch.labels > 0.5)) * batch.weights
+  logits = model.apply({"params": params}, batch.tokens, batch.lengths,
+                       deterministic=not train, rngs={"dropout": rng})
+  losses = optax.sigmoid_binary_cross_entropy(logits, batch.labels)  # (B,)
   count = batch.weights.sum()
-  return state, {"loss_sum": loss * count, "errors": errors.sum(),
-                 "count": count, "l2_grads": optax.global_norm(grads),
-                 "l2_params": optax.global_norm(params),
-                 "l2_updates": optax.global_norm(updates)}
+  loss = (losses * batch.weights).sum() / jnp.maximum(count, 1.0)
+  errors = ((logits > 0) != (batch.labels > 0.5)) * batch.weights
+  return loss, {"loss": loss * count, "error": errors.sum(), "count": count}
 
 
 _JITTED: dict[tuple[int, Callable], tuple[Any, Callable]] = {}
@@ -221,100 +209,70 @@ def evaluate_classifier(model, params, data: data_lib.EncodedItems,
           "loss": float(np.mean(loss))}
 
 
-def train_classifier(config: ml_collections.ConfigDict, cell: str,
-                     vocab_size: int, train: data_lib.EncodedItems,
-                     valid: data_lib.EncodedItems,
-                     writer: metrics_lib.MetricWriter | None = None,
-                     split_prefix: str = "") -> tuple[SentenceClassifier, Any, dict]:
-  """Trains one classifier; returns (model, best params, training summary).
+def train_classifier(config: ml_collections.ConfigDict, cell: str, vocab_size: int,
+                     sets: Mapping[str, data_lib.EncodedItems], workdir: str | pathlib.Path,
+                     split_prefix: str = "") -> tuple[Any, Any, dict, dict]:
+  """Trains (or resumes) one classifier with ``supervised.fit``.
 
-  Dev error is measured every ``config.eval_every_steps`` steps (0: once per
-  epoch); training stops after ``config.patience`` measurements without a
-  lower dev error (ties broken by dev loss), after ``config.num_epochs``, or
-  at ``config.max_steps``. The parameters with the lowest dev error are kept.
+  ``sets`` holds ``train`` and ``valid`` and may hold ``test`` and
+  ``distance``, which are scored with the best parameters at the end. The
+  checkpoints are in ``workdir/checkpoints/<cell>``, so a stopped cell
+  resumes where it stopped. Dev error is measured every
+  ``config.eval_every_steps`` steps (0: once per epoch); training stops after
+  ``config.patience`` measurements without a lower dev error (ties broken by
+  dev loss), after ``config.num_epochs``, or at ``config.max_steps``.
+
+  Returns (model, best params, training summary, {set: figures}): the test
+  set's figures are :func:`summarize`'s, the distance set's its
+  ``error_by_distance``.
   """
+  train = sets["train"]
   model = make_classifier(config.model, cell, vocab_size)
-  rng = jax.random.key(config.seed)
-  init_rng, dropout_rng = jax.random.split(rng)
-  padding = config.data.padding
-  example = make_batch(train, np.arange(min(len(train), config.batch_size)),
-                       config.batch_size, padding)
+  init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
+  padding, batch_size = config.data.padding, config.batch_size
+  example = make_batch(train, np.arange(min(len(train), batch_size)), batch_size, padding)
   # Jitted: an eager init runs the scan op by op (several times slower).
   params = jax.jit(model.init)(init_rng, example.tokens, example.lengths)["params"]
-  steps_per_epoch = -(-len(train) // config.batch_size)
-  total_steps = steps_per_epoch * config.num_epochs
-  if config.max_steps:
-    total_steps = min(total_steps, config.max_steps)
-  tx = optim_lib.make_optimizer(config.optim, steps_per_epoch, total_steps)
-  state = train_state.TrainState.create(apply_fn=model.apply, params=params,
-                                        tx=tx)
-  step_fn = jit_for(train_step, model)
-  num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-  logging.info("%s: %d parameters, %d training items, %d steps per epoch",
-               cell, num_params, len(train), steps_per_epoch)
+  steps_per_epoch = -(-len(train) // batch_size)
+  options = supervised.Options.from_config(config, monitor=("error", "loss"))
+  tx = optim_lib.make_optimizer(config.optim, steps_per_epoch,
+                                options.total_steps(steps_per_epoch))
+  logging.info("%s: %d parameters, %d training items, %d steps per epoch", cell,
+               sum(x.size for x in jax.tree.leaves(params)), len(train), steps_per_epoch)
 
-  eval_every = config.eval_every_steps or steps_per_epoch
-  best = {"error": math.inf, "loss": math.inf, "step": 0}
-  best_params = jax.device_get(state.params)
-  bad_evals, step, start = 0, 0, time.perf_counter()
-  sums: dict[str, float] = {}
-  np_rng = np.random.default_rng(config.seed)
-  progress = metrics_lib.Progress(total_steps, unit="items")
-  done = False
-  for epoch in range(config.num_epochs):
-    for idx in data_lib.batch_indices(train.lengths, config.batch_size, np_rng):
-      batch = make_batch(train, idx, config.batch_size, padding)
-      state, m = step_fn(state, batch, dropout_rng)
-      step += 1
-      for k in ("loss_sum", "errors", "count"):
-        sums[k] = sums.get(k, 0.0) + m[k]
-      if step % config.log_every_steps == 0 or step == total_steps:
-        m = jax.device_get(m)
-        if not all(math.isfinite(float(m[k])) for k in ("loss_sum", "l2_grads")):
-          raise ValueError(
-              f"{cell}: non-finite loss or gradient at step {step} (l2_grads="
-              f"{float(m['l2_grads']):.3g}); lower optim.learning_rate or set "
-              "optim.clip_norm")
-        sums = jax.device_get(sums)
-        count = max(float(sums["count"]), 1.0)
-        if writer:
-          writer.write(step, split_prefix + "train", cell=cell, epoch=epoch,
-                       loss=float(sums["loss_sum"]) / count,
-                       error=float(sums["errors"]) / count,
-                       l2_grads=float(m["l2_grads"]),
-                       l2_params=float(m["l2_params"]),
-                       l2_updates=float(m["l2_updates"]))
-        progress.update(step, step * config.batch_size /
-                        (time.perf_counter() - start),
-                        f"{cell} loss {float(sums['loss_sum']) / count:.4f}")
-        sums = {}
-      if step % eval_every == 0 or step == total_steps:
-        dev = evaluate_classifier(model, state.params, valid,
-                                  config.eval_batch_size, padding)
-        if writer:
-          writer.write(step, split_prefix + "valid", cell=cell, epoch=epoch, **dev)
-        logging.info("%s step %d (epoch %d): dev error %.4f, loss %.4f", cell,
-                     step, epoch + 1, dev["error"], dev["loss"])
-        if (dev["error"], dev["loss"]) < (best["error"], best["loss"]):
-          best = {**dev, "step": step}
-          best_params = jax.device_get(state.params)
-          bad_evals = 0
-        else:
-          bad_evals += 1
-          if config.patience and bad_evals >= config.patience:
-            logging.info("%s: early stop at step %d; best dev error %.4f at "
-                         "step %d", cell, step, best["error"], best["step"])
-            done = True
-      if done or step >= total_steps:
-        done = True
-        break
-    if done:
-      break
-  summary = {"valid_error": best["error"], "valid_loss": best["loss"],
-             "best_step": best["step"], "train_steps": step,
-             "train_seconds": time.perf_counter() - start,
-             "num_params": num_params}
-  return model, best_params, summary
+  def train_batches(epoch):  # the order of an epoch depends on (seed, epoch) only
+    rng = np.random.default_rng([config.seed, epoch])
+    return [make_batch(train, idx, batch_size, padding)
+            for idx in data_lib.batch_indices(train.lengths, batch_size, rng)]
+
+  def evaluate(params, split):
+    data = sets[split]
+    if split == "valid":
+      return evaluate_classifier(model, params, data, config.eval_batch_size, padding)
+    logits = predict_logits(model, params, data, config.eval_batch_size, padding)
+    correct = (logits > 0) == (data.labels == 1)
+    if split == "distance":
+      return {"error": float(1.0 - correct.mean()), "count": int(correct.size),
+              "error_by_distance": error_by_group(correct, data.distance)}
+    return summarize(correct, data.n_attractors,
+                     None if "distance" in sets else data.distance)
+
+  workdir = pathlib.Path(workdir)
+  result = supervised.fit(
+      workdir, params=params, tx=tx, loss_fn=functools.partial(classifier_loss, model),
+      train_batches=train_batches, evaluate=evaluate, options=options, rng=dropout_rng,
+      checkpoint_dir=workdir / "checkpoints" / cell,
+      identity={"cell": cell, "vocab_size": vocab_size, "train_items": len(train)},
+      log_fields={"cell": cell}, split_prefix=split_prefix,
+      final_splits=[s for s in ("test", "distance") if s in sets])
+  if result.preempted:
+    return model, None, {"preempted": True, "train_steps": result.steps}, {}
+  summary = {"valid_error": result.best["error"], "valid_loss": result.best["loss"],
+             "best_step": result.best["step"], "train_steps": result.steps,
+             "stopped_early": result.stopped_early,
+             "train_seconds": result.train_seconds, "num_params": result.num_params,
+             "skipped_updates": result.skipped}
+  return model, result.params, summary, result.figures
 
 
 # ---------------------------------------------------------------------------
@@ -664,12 +622,20 @@ def cells_of(config: ml_collections.ConfigDict) -> list[str]:
   return cells
 
 
-def run_number_prediction(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-                          writer: metrics_lib.MetricWriter) -> tuple[dict, str]:
+def run_number_prediction(config: ml_collections.ConfigDict, workdir: pathlib.Path
+                          ) -> tuple[dict, str] | None:
+  """Trains and tests every cell of ``config``; None when a signal stopped it."""
   cells = cells_of(config)
   sets = load_number_prediction_data(config)
   vocab = data_lib.build_vocab(sets["train"])
-  vocab.to_json(workdir / "vocab.json")
+  vocab_path = workdir / "vocab.json"
+  if vocab_path.exists() and Vocab.from_json(vocab_path) != vocab:
+    raise ckpt_lib.CheckpointError(
+        f"vocabulary mismatch: {vocab_path} has {len(Vocab.from_json(vocab_path))} "
+        f"types, the data gives {len(vocab)}; use a new --workdir for other data")
+  # Only now, with the data known to be this workdir's, does the run describe itself.
+  metrics_lib.write_config(workdir, config)
+  vocab.to_json(vocab_path)
   enc = {k: data_lib.encode(v, vocab, config.data.max_length)
          for k, v in sets.items()}
   test_tokens = int(enc["test"].lengths.sum())
@@ -686,33 +652,17 @@ def run_number_prediction(config: ml_collections.ConfigDict, workdir: pathlib.Pa
                    "results are reused", cell, record)
       continue
     prefix = "" if len(cells) == 1 else f"{cell}/"
-    model, params, summary = train_classifier(
-        config, cell, len(vocab), enc["train"], enc["valid"], writer, prefix)
-    logits = predict_logits(model, params, enc["test"], config.eval_batch_size,
-                            config.data.padding)
-    correct = (logits > 0) == (enc["test"].labels == 1)
-    by_cell[cell] = {**summarize(correct, enc["test"].n_attractors,
-                                 None if "distance" in enc else
-                                 enc["test"].distance), **summary}
-    if "distance" in enc:
-      d_logits = predict_logits(model, params, enc["distance"],
-                                config.eval_batch_size, config.data.padding)
-      by_cell[cell]["error_by_distance"] = error_by_group(
-          (d_logits > 0) == (enc["distance"].labels == 1),
-          enc["distance"].distance)
-    writer.write(summary["train_steps"], prefix + "test", cell=cell,
-                 error=by_cell[cell]["error"])
+    _, _, summary, figures = train_classifier(config, cell, len(vocab), enc, workdir,
+                                              prefix)
+    if summary.get("preempted"):
+      return None
+    by_cell[cell] = {**figures["test"], **summary}
+    if "distance" in figures:
+      by_cell[cell]["error_by_distance"] = figures["distance"]["error_by_distance"]
     logging.info("%s: test error %.4f over %d items", cell,
                  by_cell[cell]["error"], by_cell[cell]["count"])
-    if config.get("save_checkpoints", False):
-      from rnn_research import checkpoint  # pylint: disable=g-import-not-at-top
-      ckpt = checkpoint.Checkpointer(workdir / "checkpoints" / cell, max_to_keep=1)
-      ckpt.save(summary["best_step"], params, {
-          "cell": cell, "vocab_size": len(vocab),
-          "valid_error": summary["valid_error"]})
-      ckpt.wait()
-    # Last: a run stopped before this line trains the cell again from scratch
-    # (the same seed gives the same figures); after it, reruns reuse them.
+    # Last: a run stopped before this line resumes the cell from its
+    # checkpoints (and scores it again); after it, reruns reuse the figures.
     metrics_lib.write_json(record, by_cell[cell])
     by_cell[cell] = _read_cell_record(record)  # the same types as a reused one
   head = by_cell[cells[0]]
@@ -771,7 +721,8 @@ def _read_cell_record(path: pathlib.Path) -> dict:
 # Config fields that change how a run is shown, not what it computes: a rerun
 # may change them and still resume. ``cells`` may change too: each finished
 # cell is reused, new ones are trained.
-_NOT_IDENTITY_FIELDS = ("cells", "log_every_steps", "eval_batch_size", "save_checkpoints")
+_NOT_IDENTITY_FIELDS = ("cells", "log_every_steps", "eval_batch_size",
+                        "checkpoint_every_steps", "tensorboard", "nonfinite")
 
 
 def _fingerprint(config) -> dict:
@@ -863,17 +814,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   workdir = pathlib.Path(workdir)
   lm.check_workdir(workdir, config, _fingerprint)
   workdir.mkdir(parents=True, exist_ok=True)
-  # A cell a stop cut short is trained again: its metrics will be logged again.
-  metrics_lib.keep_metrics(workdir, lambda r: "cell" not in r or
-                           _cell_record_path(workdir, r["cell"]).exists())
-  metrics_lib.write_config(workdir, config)
-  writer = metrics_lib.MetricWriter(workdir)
-  try:
-    if config.task == "number_prediction":
-      results, md = run_number_prediction(config, workdir, writer)
-    else:
+  if config.task == "number_prediction":
+    out = run_number_prediction(config, workdir)
+    if out is None:
+      return {"preempted": True}
+    results, md = out
+  else:
+    metrics_lib.write_config(workdir, config)
+    writer = metrics_lib.MetricWriter(workdir)
+    try:
       results, md = run_lm(config, workdir, writer)
-  finally:
-    writer.close()
+    finally:
+      writer.close()
   metrics_lib.write_results(workdir, results, md)
   return results

@@ -30,8 +30,6 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import signal
-import threading
 import time
 from typing import Any
 
@@ -230,29 +228,6 @@ def check_workdir(workdir: pathlib.Path, config, fingerprint=None) -> None:
         "use a new --workdir")
 
 
-class _Preemption:
-  """Turns SIGTERM/SIGINT into a flag the loop checks at each step boundary."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    logging.warning("received signal %d: saving a checkpoint at the next step", signum)
-    self.requested = True
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-
-
 def _load_vocab_and_corpus(config, workdir: pathlib.Path):
   corpus = corpus_lib.load_corpus(config.data)
   vocab_path = workdir / "vocab.json"
@@ -338,7 +313,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   step = int(state.step)
   try:
-    with _Preemption() as preemption:
+    with ckpt_lib.Preemption() as preemption:
       while step < total_steps:
         if preemption.requested:
           save(step)
@@ -454,14 +429,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def _check_finite(state: TrainState, config, latest: ckpt_lib.Checkpointer) -> None:
-  first = int(state.first_nonfinite)
-  if first >= 0 and config.nonfinite == "stop":
+def check_finite(first_nonfinite: int, nonfinite: str, latest: ckpt_lib.Checkpointer,
+                 what: str = "loss, gradient or perplexity") -> None:
+  """Under ``nonfinite='stop'``, raises ``NonFiniteError`` once an update was
+  non-finite (``first_nonfinite`` >= 0, the 0-based step), naming the step and
+  the last good checkpoint in ``latest``. Every trainer's guard ends here."""
+  if first_nonfinite >= 0 and nonfinite == "stop":
     good = latest.latest_step()
     where = (f"last good checkpoint: step {good} in {latest.directory}" if good is not None
              else "no checkpoint was saved")
-    raise NonFiniteError(f"non-finite loss, gradient or perplexity at step {first + 1}; "
-                         f"{where}")
+    raise NonFiniteError(f"non-finite {what} at step {first_nonfinite + 1}; {where}")
+
+
+def _check_finite(state: TrainState, config, latest: ckpt_lib.Checkpointer) -> None:
+  check_finite(int(state.first_nonfinite), config.nonfinite, latest)
 
 
 def results_markdown(config, results: dict) -> str:

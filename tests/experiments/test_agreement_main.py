@@ -145,48 +145,96 @@ def _figures(workdir):
 
 
 def _metric_rows(workdir):
-  return sorted((r["cell"], r["split"], r["step"]) for r in map(
-      json.loads, (workdir / "metrics.jsonl").read_text().splitlines()))
+  return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_a_stopped_study_resumes_with_its_finished_cells_and_ends_the_same(
+class _Batches(list):
+  """An epoch's batches that record which are fetched and may raise at one."""
+
+  def __init__(self, batches, first, fetched, crash_at=None):
+    super().__init__(batches)
+    self.first, self.fetched, self.crash_at = first, fetched, crash_at
+
+  def __getitem__(self, i):
+    if self.first + i == self.crash_at:
+      raise _Stop
+    self.fetched.append(self.first + i)
+    return super().__getitem__(i)
+
+
+class _Stop(Exception):
+  pass
+
+
+def _watch_fit(monkeypatch, crash_cell=None, crash_at=None):
+  """Wraps supervised.fit: {cell: batches fetched}; ``crash_cell`` dies
+  fetching batch ``crash_at`` (a process killed there)."""
+  from rnn_research.studies import supervised
+  real, fetched = supervised.fit, {}
+
+  def fit(workdir, *, train_batches, log_fields, **kwargs):
+    cell = log_fields["cell"]
+    seen = fetched.setdefault(cell, [])
+    crash = crash_at if cell == crash_cell else None
+    batches = lambda epoch: _Batches(b := train_batches(epoch), epoch * len(b), seen, crash)
+    return real(workdir, train_batches=batches, log_fields=log_fields, **kwargs)
+
+  monkeypatch.setattr(supervised, "fit", fit)
+  return fetched
+
+
+def test_a_stopped_cell_resumes_from_its_checkpoint_and_the_study_ends_the_same(
     tmp_path, monkeypatch):
+  """Two epochs of 10 batches. Elman dies fetching its batch 13 (epoch 2;
+  checkpoint at 12, metrics logged to 12): the rerun reuses LSTM's figures,
+  resumes Elman at step 12 and ends with the figures and metrics.jsonl of a
+  run that never stopped.
+
+  Catches: the cell retrained from its start (batches 0-11 fetched again);
+  metrics.jsonl not trimmed (records duplicated); an epoch's order drawn from
+  a generator carried across epochs (the resumed epoch 2 gets epoch 1's order)."""
   monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
   config = agreement_config.get_config("test")
-  config.cells = "lstm,elman"
+  config.update(cells="lstm,elman", num_epochs=2, max_steps=14, eval_every_steps=4,
+                checkpoint_every_steps=3, log_every_steps=2)
   agreement.train_and_evaluate(config, str(tmp_path / "whole"))
 
-  real = agreement.train_classifier
-  trained = []
-
-  class Stop(Exception):
-    pass
-
-  def stopped_after_training(config, cell, *args, **kwargs):
-    trained.append(cell)
-    out = real(config, cell, *args, **kwargs)
-    if cell == "elman":  # stopped after training, before its figures were saved
-      raise Stop
-    return out
-
-  monkeypatch.setattr(agreement, "train_classifier", stopped_after_training)
+  fetched = _watch_fit(monkeypatch, crash_cell="elman", crash_at=13)
   workdir = tmp_path / "stopped"
-  with pytest.raises(Stop):
+  with pytest.raises(_Stop):
     agreement.train_and_evaluate(config, str(workdir))
+  assert fetched["elman"] == list(range(13))
   assert (workdir / "cells" / "lstm.json").exists()
   assert not (workdir / "cells" / "elman.json").exists()
-  assert any(r[0] == "elman" for r in _metric_rows(workdir))
 
-  trained.clear()
-  monkeypatch.setattr(agreement, "train_classifier",
-                      lambda config, cell, *a, **k: trained.append(cell) or real(config, cell, *a, **k))
+  monkeypatch.undo()
+  monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+  fetched = _watch_fit(monkeypatch)
   agreement.train_and_evaluate(config, str(workdir))
-  assert trained == ["elman"]  # lstm's figures were reused
+  assert fetched == {"elman": [12, 13]}  # lstm reused, elman resumed at 12
   assert _figures(workdir) == _figures(tmp_path / "whole")
-  assert _metric_rows(workdir) == _metric_rows(tmp_path / "whole")  # no duplicates
+  assert _metric_rows(workdir) == _metric_rows(tmp_path / "whole")
 
   config.seed = 1  # another run: refused, nothing touched
   before = (workdir / "results.json").read_text()
   with pytest.raises(ValueError, match="holds another run"):
     agreement.train_and_evaluate(config, str(workdir))
   assert (workdir / "results.json").read_text() == before
+
+
+def test_other_data_under_the_same_workdir_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch):
+  monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+  config = agreement_config.get_config("test")
+  workdir = tmp_path / "run"
+  agreement.train_and_evaluate(config, str(workdir))
+  before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+  # As if the data had changed: the stored vocabulary is not the data's.
+  stored = json.loads((workdir / "vocab.json").read_text())
+  word = next(t for t in stored["tokens"][::-1] if t not in (stored["unk"], stored["eos"]))
+  fewer = [t for t in stored["tokens"] if t != word]
+  (workdir / "vocab.json").write_text(json.dumps({**stored, "tokens": fewer}))
+  before[workdir / "vocab.json"] = (workdir / "vocab.json").read_bytes()
+  with pytest.raises(ValueError, match=rf"^vocabulary mismatch: .*vocab.json has {len(fewer)} types"):
+    agreement.train_and_evaluate(config, str(workdir))
+  assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before

@@ -1,15 +1,17 @@
 """The agreement study's library: training steps, batched scoring against
 unbatched recomputation, aggregation and the report layout."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax.training import train_state
 
 from configs import agreement as agreement_config
 from rnn_research.studies import agreement
+from rnn_research.studies import supervised
 from rnn_research.data import agreement as data_lib
 from rnn_research.data.corpus import DataError, Vocab
 from rnn_research.models import LanguageModel
@@ -90,21 +92,22 @@ def test_train_step_changes_every_parameter_and_ignores_padding_rows(classifier)
   model, params, _, enc = classifier
   batch = agreement.make_batch(enc, np.arange(5), 8, "right")  # 3 padding rows
   assert batch.weights.tolist() == [1] * 5 + [0] * 3
-  state = train_state.TrainState.create(apply_fn=model.apply, params=params,
-                                        tx=optax.adam(1e-2))
-  step = agreement.jit_for(agreement.train_step, model)
+  tx = optax.adam(1e-2)
+  step = jax.jit(supervised.make_train_step(
+      functools.partial(agreement.classifier_loss, model), tx))
+  state = supervised.init_state(params, tx)
   new_state, m = step(state, batch, jax.random.key(1))
   changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params,
                          new_state.params)
   assert all(jax.tree.leaves(changed))
-  assert float(m["count"]) == 5.0
+  assert float(m["sums"]["count"]) == 5.0
   # What the padding rows hold changes nothing.
   other = batch._replace(tokens=batch.tokens.copy(), labels=batch.labels.copy())
   other.tokens[5:] = 3
   other.labels[5:] = 1 - other.labels[5:]
   _, m2 = step(state, other, jax.random.key(1))
-  np.testing.assert_allclose(m["loss_sum"], m2["loss_sum"], rtol=1e-6)
-  np.testing.assert_allclose(m["l2_grads"], m2["l2_grads"], rtol=1e-6)
+  np.testing.assert_allclose(m["sums"]["loss"], m2["sums"]["loss"], rtol=1e-6)
+  np.testing.assert_allclose(m["norms"]["l2_grads"], m2["norms"]["l2_grads"], rtol=1e-6)
 
 
 def test_batched_prediction_equals_each_item_alone(classifier):
@@ -119,13 +122,14 @@ def test_batched_prediction_equals_each_item_alone(classifier):
   np.testing.assert_allclose(batched[picks], alone, rtol=1e-5, atol=1e-6)
 
 
-def test_training_learns_a_number_cue_and_keeps_the_best_dev_params(classifier):
+def test_training_learns_a_number_cue_and_keeps_the_best_dev_params(classifier,
+                                                                     tmp_path):
   config = tiny_config(max_steps=60, num_epochs=20, eval_every_steps=20,
                        patience=0)
   config.optim.learning_rate = 0.03
   _, vocab, enc = toy_data()
-  model, params, summary = agreement.train_classifier(config, "lstm", len(vocab),
-                                                      enc, enc)
+  model, params, summary, _ = agreement.train_classifier(
+      config, "lstm", len(vocab), {"train": enc, "valid": enc}, tmp_path)
   dev = agreement.evaluate_classifier(model, params, enc, 16, "right")
   assert summary["train_steps"] == 60
   assert dev["error"] == summary["valid_error"] == 0.0
@@ -207,12 +211,13 @@ def test_lm_agreement_refuses_a_start_token_outside_the_vocabulary(tiny_lm):
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm", "lru"])
-def test_linear_recurrence_cells_train_and_read_only_the_real_prefix(cell):
+def test_linear_recurrence_cells_train_and_read_only_the_real_prefix(cell, tmp_path):
   """The agreement study's classifier by cell name: training runs, and batched
   (padded) predictions equal each item alone, so lengths masking holds."""
   config = tiny_config(max_steps=3, num_epochs=1, eval_every_steps=0, patience=0)
   _, vocab, enc = toy_data()
-  model, params, summary = agreement.train_classifier(config, cell, len(vocab), enc, enc)
+  model, params, summary, _ = agreement.train_classifier(
+      config, cell, len(vocab), {"train": enc, "valid": enc}, tmp_path)
   assert summary["train_steps"] == 3
   batched = agreement.predict_logits(model, params, enc, batch_size=8)
   length = int(np.median(enc.lengths))

@@ -595,7 +595,7 @@ def test_char_run_reports_bits_per_character_beside_perplexity(char_run):
 
 
 class _PreemptAfter:
-  """Stands in for lm._Preemption: asks to stop once ``n`` steps have run."""
+  """Stands in for checkpoint.Preemption: asks to stop once ``n`` steps have run."""
 
   def __init__(self, n):
     self.n = n
@@ -615,7 +615,7 @@ class _PreemptAfter:
 
 def test_char_run_resumes_exactly_after_preemption(char_run, tmp_path, monkeypatch):
   root, ref_dir, ref_results = char_run
-  monkeypatch.setattr(lm, "_Preemption", lambda: _PreemptAfter(5))
+  monkeypatch.setattr(ckpt_lib, "Preemption", lambda: _PreemptAfter(5))
   assert lm.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))["preempted"]
   monkeypatch.undo()
   results = lm.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))
