@@ -383,15 +383,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         init_key, first)["params"]
     loss_fn = make_loss_fn(model)
     steps_per_epoch = len(train_batches(0))
-    total_steps = steps_per_epoch * config.num_epochs
-    if config.max_steps:
-      total_steps = min(total_steps, config.max_steps)
+    options = supervised.Options.from_config(config, monitor=("error", "loss"))
     result = supervised.fit(
         workdir, params=params,
-        tx=optim_lib.make_optimizer(config.optim, steps_per_epoch, total_steps),
+        tx=optim_lib.make_optimizer(config.optim, steps_per_epoch,
+                                    options.total_steps(steps_per_epoch)),
         loss_fn=loss_fn, train_batches=train_batches,
         evaluate=make_evaluate(loss_fn, eval_batches),
-        options=supervised.Options.from_config(config, monitor=("error", "loss")),
+        options=options,
         rng=dropout_key, checkpoint_dir=workdir / "checkpoints" / name,
         identity={"run": name, "vocab_size": len(encoder.words),
                   "classes": encoder.classes},
