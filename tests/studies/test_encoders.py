@@ -122,7 +122,7 @@ def test_a_tiny_version_of_each_variant_runs(tmp_path, monkeypatch, variant, cha
     assert results["data"]["test"] == 8  # syntactic words: ranges and empty nodes skipped
     assert results["anchors"][0]["accuracy"] == 94.6
   if variant == "sst2":  # all phrases of the training trees, test sentences only
-    assert results["data"]["train_examples"] == 13 and results["data"]["test"] == 4
+    assert results["data"]["train_examples"] == 10 and results["data"]["test"] == 4
 
 
 def test_grid_is_cells_by_layers_by_directions():
@@ -138,7 +138,7 @@ def _bad(tmp_path, case):
   if case == "conllu_line":
     d = _treebank(tmp_path / "tb")
     (d / "xx_tiny-ud-dev.conllu").write_text(TREEBANK.replace("2\tsleep", "2\tsleep\tX"))
-    return tiny("ud_upos", **{"data.dir": str(d)}), r"xx_tiny-ud-dev.conllu:10: expected 10"
+    return tiny("ud_upos", **{"data.dir": str(d)}), r"xx_tiny-ud-dev.conllu:11: expected 10"
   if case == "tree_line":
     d = _sst(tmp_path / "sst")
     (d / "test.txt").write_text(TREES + "(3 (2 unclosed)\n")
@@ -185,7 +185,7 @@ def test_main_prints_one_error_line_and_exits_2(tmp_path):
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert out.returncode == 2, out.stderr
   lines = [l for l in out.stderr.splitlines() if l.startswith("error:")]
-  assert len(lines) == 1 and "xx_tiny-ud-train.conllu:9: ID must be an integer" in lines[0]
+  assert len(lines) == 1 and "xx_tiny-ud-train.conllu:10: ID must be an integer" in lines[0]
   assert not (tmp_path / "run").exists()
 
 
