@@ -754,6 +754,7 @@ def encoders_schema() -> Schema:
           "min_count": POSITIVE,
           "lowercase": Bool(),
           "max_word_chars": POSITIVE,
+          "min_width": Int(0, note="0 = the width ladder only"),
           "grammar_seed": SEED,
           "num_train": POSITIVE,
           "num_valid": POSITIVE,

@@ -355,8 +355,12 @@ def bucket_width(length: int) -> int:
 
 
 def make_batch(data: Encoded, idx: np.ndarray, batch_size: int,
-               spellings: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  """Rows ``idx`` of ``data`` as a padded batch of ``batch_size`` rows.
+               spellings: np.ndarray | None = None, min_width: int = 0
+               ) -> dict[str, np.ndarray]:
+  """Rows ``idx`` of ``data`` as a padded batch of ``batch_size`` rows, at
+  least ``min_width`` wide (one width for every batch of short sentences:
+  ``jax.jit`` then compiles once, which outweighs the padded steps on a CPU
+  where a compilation takes longer than an epoch).
 
   Keys: ``tokens`` (B, T) int32, ``lengths`` (B,), ``targets`` (B, T) for
   tagging (-1 past a sentence's end) or (B,), ``weights`` (B,) 1 for real rows;
@@ -368,7 +372,7 @@ def make_batch(data: Encoded, idx: np.ndarray, batch_size: int,
   lengths = np.zeros(batch_size, np.int32)
   lengths[:n] = [len(data.words[i]) for i in idx]
   lengths[n:] = 1  # filler rows: one pad token, weight 0
-  width = bucket_width(int(lengths.max()))
+  width = max(min_width, bucket_width(int(lengths.max())))
   tokens = np.zeros((batch_size, width), np.int32)
   forms = np.zeros((batch_size, width), np.int32)
   targets = (np.full((batch_size, width), -1, np.int32) if data.tagging
@@ -393,10 +397,11 @@ def make_batch(data: Encoded, idx: np.ndarray, batch_size: int,
 
 
 def batches(data: Encoded, batch_size: int, rng: np.random.Generator | None = None,
-            spellings: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
+            spellings: np.ndarray | None = None, min_width: int = 0
+            ) -> list[dict[str, np.ndarray]]:
   """An epoch's batches: shuffled and length-bucketed with ``rng`` (training),
   in length order without it (evaluation); every example once."""
-  return [make_batch(data, idx, batch_size, spellings)
+  return [make_batch(data, idx, batch_size, spellings, min_width)
           for idx in batch_indices(data.lengths, batch_size, rng)]
 
 

@@ -352,8 +352,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                              config.data.max_word_chars)
   enc = {k: encoder.encode(v, k) for k, v in splits.items()}
   spellings = encoder.spellings if tagging and config.model.char_encoder else None
-  eval_batches = {k: labelled.batches(enc[k], config.eval_batch_size, spellings=spellings)
-                  for k in ("valid", "test")}
+  min_width = config.data.min_width
+  eval_batches = {k: labelled.batches(enc[k], config.eval_batch_size, spellings=spellings,
+                                      min_width=min_width) for k in ("valid", "test")}
   unit = "words" if tagging else "sentences"
   data_info = {
       "source": config.data.source, "unit": unit, "classes": len(encoder.classes),
@@ -366,7 +367,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   def train_batches(epoch: int):
     rng = np.random.default_rng([config.seed, epoch])
-    return labelled.batches(enc["train"], config.batch_size, rng, spellings)
+    return labelled.batches(enc["train"], config.batch_size, rng, spellings, min_width)
 
   runs = []
   for cell, direction, num_layers in combos:

@@ -123,6 +123,8 @@ def test_encoder_min_count_unseen_tags_and_batches(tmp_path, caplog):
   assert enc.chars.decode(zz) == ["<unk>", "<unk>"]  # 'z' is not a training character
   ordered = labelled.batches(test, 1)
   assert sorted(len(b["tokens"]) for b in ordered) == [1, 1]
+  wide = labelled.batches(test, 1, min_width=32)  # one width: one compilation
+  assert [b["tokens"].shape for b in wide] == [(1, 32), (1, 32)]
 
 
 def test_bucket_widths_are_few():
