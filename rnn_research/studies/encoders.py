@@ -295,7 +295,7 @@ def plot_accuracy(results: dict, path: pathlib.Path) -> None:
   runs = results["runs"]
   groups = list(dict.fromkeys((r["cell"], r["num_layers"]) for r in runs))
   directions = list(dict.fromkeys(r["direction"] for r in runs))
-  fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(groups), 3.5))
+  fig, ax = plt.subplots(figsize=(max(4.0, 1.5 + 1.2 * len(groups)), 3.5))
   width = 0.8 / len(directions)
   for j, direction in enumerate(directions):
     xs, ys = [], []
@@ -314,9 +314,9 @@ def plot_accuracy(results: dict, path: pathlib.Path) -> None:
   ax.set_xticks(range(len(groups)))
   ax.set_xticklabels([f"{c}\n{n} layer{'s' if n > 1 else ''}" for c, n in groups])
   ax.set_ylabel("test accuracy (%)")
-  ax.set_title(f"Encoders: {results['task']}, {results['data']['source']}")
+  ax.set_title(f"{results['task']}, {results['data']['source']} data")
   ax.grid(axis="y", alpha=0.3)
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
   fig.tight_layout()
   tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
   fig.savefig(tmp, dpi=120)
