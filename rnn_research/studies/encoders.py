@@ -257,9 +257,10 @@ def results_markdown(config, results: dict) -> str:
        "train s"], rows)
   d = results["data"]
   lines = [f"## Encoders: {task}, {d['source']} data\n", table, ""]
-  facts = [f"{d['train']:,} training {d['unit']} ({d['train_examples']:,} examples), "
-           f"dev {d['valid']:,}, test {d['test']:,} {d['unit']}; {d['classes']} classes; "
-           f"vocabulary {d['vocab_size']:,} words"]
+  train = (f"{d['train']:,} training words ({d['train_examples']:,} sentences)"
+           if task == "tagging" else f"{d['train_examples']:,} training examples")
+  facts = [f"{train}, dev {d['valid']:,}, test {d['test']:,} {d['unit']}; "
+           f"{d['classes']} classes; vocabulary {d['vocab_size']:,} words"]
   if "left_to_right_cap" in results:
     facts.append(f"best left-to-right tagger (exact, on these test sentences): "
                  f"{_pct(results['left_to_right_cap'])}%")
