@@ -1,9 +1,9 @@
 """Declared config schemas: every field's type and valid values, checked before a run.
 
 Each study has one schema (``lm_schema``, ``agreement_schema``,
-``gradients_schema``): a nested mapping from field name to a rule, one line
-per field, mirroring the study's config in configs/. ``validate(config,
-schema)`` walks the config and raises ``ValueError`` with one line naming the
+``gradients_schema``, ``encoders_schema``): a nested mapping from field name
+to a rule, one line per field, mirroring the study's config in configs/.
+``validate(config, schema)`` walks the config and raises ``ValueError`` with one line naming the
 field, the value and what is valid, e.g.::
 
     config.model.dropout_rate = 1.5 is not valid; valid: a number in [0, 1)
@@ -706,3 +706,67 @@ def gradients_schema() -> Schema:
           "seq_len": POSITIVE,
       },
   })
+
+
+def _encoders_source_files(config, prefix: str) -> tuple[str, str] | None:
+  d = config.get("data")
+  if d is None or d.get("source") in (None, "synthetic") or d.get("dir"):
+    return None
+  return ("data.dir", f" = '' but config.{prefix}data.source = {d.source!r} reads its "
+          "files from a directory; set --config.data.dir")
+
+
+@functools.cache
+def encoders_schema() -> Schema:
+  """The encoder study (configs/encoders.py, every variant)."""
+  from rnn_research.data import labelled
+  from rnn_research.models import POOLINGS
+  from rnn_research.studies import encoders
+  cells, _, recurrent = _registries()
+  return Schema({
+      "seed": SEED,
+      "cells": ListOf(Choice(cells.CELLS, "cell", sort=True), nonempty=True),
+      "directions": ListOf(Choice(encoders.DIRECTIONS, "direction"), nonempty=True),
+      "num_layers": ListOf(Int(1), nonempty=True),
+      "anchors": Choice(("",) + tuple(encoders.ANCHORS), "anchor set"),
+      "model": {
+          "hidden_size": POSITIVE,
+          "embed_size": POSITIVE,
+          "char_encoder": Bool(),
+          "char_embed_size": POSITIVE,
+          "char_hidden_size": POSITIVE,
+          "pooling": Choice(POOLINGS, "pooling"),
+          "dropout_rate": PROBABILITY,
+          "connection": Choice(recurrent.CONNECTIONS, "connection"),
+          "init_scale": INIT_SCALE,
+          "unroll": POSITIVE,
+      },
+      "data": {
+          "source": Choice(encoders.SOURCES, "data source"),
+          "task": Choice(encoders.TASKS, "task"),
+          "dir": Str(note="the data's directory; '' only for source synthetic"),
+          "tag_column": Choice(tuple(labelled.TAG_COLUMNS), "tag column"),
+          "sst_mode": Choice(labelled.SST_MODES, "SST mode"),
+          "train_phrases": Bool(),
+          "unique_phrases": Bool(),
+          "train": PATH,
+          "valid": PATH,
+          "test": PATH,
+          "min_count": POSITIVE,
+          "lowercase": Bool(),
+          "max_word_chars": POSITIVE,
+          "min_width": Int(0, note="0 = the width ladder only"),
+          "grammar_seed": SEED,
+          "num_train": POSITIVE,
+          "num_valid": POSITIVE,
+          "num_test": POSITIVE,
+      },
+      "optim": optim_schema(),
+      "batch_size": POSITIVE,
+      "eval_batch_size": POSITIVE,
+      "num_epochs": POSITIVE,
+      "max_steps": Int(0, note="0 = no cap"),
+      "eval_every_steps": Int(0, note="0 = once per epoch"),
+      "patience": Int(0, note="0 = never stop early"),
+      "log_every_steps": POSITIVE,
+  }, checks=(_encoders_source_files,))

@@ -1,6 +1,7 @@
-"""Models built from the recurrent layers: a language model and an agreement classifier.
+"""Models built from the recurrent layers: a language model, a sentence
+classifier (number prediction is one), a sequence tagger.
 
-Both take a registered cell by name (``cells.CELLS``) and the same stack
+All take a registered cell by name (``cells.CELLS``) and the same stack
 options, so any cell runs in any study by naming it in a config.
 """
 
@@ -145,21 +146,70 @@ class LanguageModel(nn.Module):
                  for _ in range(self.num_layers))
 
 
-class AgreementClassifier(nn.Module):
-  """Number prediction (Linzen et al. 2016): read the words before the verb,
-  predict whether the verb is plural.
+POOLINGS = ("final", "mean", "max", "attention")
 
-  Embedding -> ``StackedRNN`` -> the state after the last real token -> one
-  logit (plural). The paper's model: 50-dimensional embeddings, one LSTM layer
-  of 50 units. The prefix is all the model sees, so a bidirectional encoder is
-  allowed here (forward state at the last token, backward state at the first).
+
+def final_states(h: Array, lengths: Array, hidden_size: int,
+                 bidirectional: bool) -> Array:
+  """The state of an encoder that has read each whole sequence.
+
+  ``h`` (B, T, F) are a stack's outputs. Unidirectional: the output at each
+  sequence's last real token, ``h[b, lengths[b] - 1]``. Bidirectional (F = 2H,
+  forward half first): the forward half at the last real token and the
+  backward half at the first (t = 0), where the backward direction, which reads
+  from the end, has read the whole sequence. Returns (B, F).
+  """
+  batch = jnp.arange(h.shape[0])
+  last = h[batch, jnp.maximum(lengths, 1) - 1]  # (B, F)
+  if not bidirectional:
+    return last
+  return jnp.concatenate([last[:, :hidden_size], h[:, 0, hidden_size:]], axis=-1)
+
+
+def _stack(module, bidirectional: bool) -> StackedRNN:
+  """The ``StackedRNN`` of a model with the usual cell fields."""
+  return StackedRNN(
+      cell_factory(module.cell, module.hidden_size, module.cell_options,
+                   module.init_scale, module.dtype),
+      num_layers=module.num_layers, bidirectional=bidirectional,
+      dropout_rate=module.dropout_rate, connection=module.connection,
+      unroll=module.unroll)
+
+
+class SentenceClassifier(nn.Module):
+  """A sequence -> one label: embedding -> ``StackedRNN`` -> pooling -> logits.
+
+  Pooling over the real tokens (``lengths``; padding never counts):
+
+  * ``final``: the encoder's state after reading the sequence
+    (:func:`final_states`: for a bidirectional encoder the forward state at the
+    last real token and the backward state at the first);
+  * ``mean``: sum_t m_t h_t / sum_t m_t, with m_t = [t < length];
+  * ``max``: max_t h_t over t < length, per feature;
+  * ``attention``: a_t = softmax_t(v . tanh(W h_t + b)) over t < length,
+    then sum_t a_t h_t (Yang et al. 2016).
+
+  Linzen et al. 2016 number prediction is this model over the prefix before
+  the verb, with ``final`` pooling and one output (the logit of 'plural'):
+  50-dimensional embeddings, one LSTM layer of 50 units.
+
+  Attributes:
+    vocab_size: word types.
+    num_classes: outputs; 1 = one logit per sequence, returned as (B,), for a
+      binary task with a sigmoid.
+    pooling: one of ``POOLINGS``.
+    cell, hidden_size, num_layers, embed_size, dropout_rate, connection,
+      init_scale, cell_options, dtype, unroll: as ``LanguageModel``.
+    bidirectional: a ``Bidirectional`` layer per level (concatenated).
   """
 
   vocab_size: int
+  num_classes: int = 2
   cell: str = "lstm"
   hidden_size: int = 50
   num_layers: int = 1
   embed_size: int = 50
+  pooling: str = "final"
   dropout_rate: float = 0.0
   bidirectional: bool = False
   connection: str = "none"
@@ -170,23 +220,120 @@ class AgreementClassifier(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: Array, lengths: Array, deterministic: bool = True):
-    """tokens (B, T) int, lengths (B,) -> logit of 'plural' (B,) float32."""
+    """tokens (B, T) int, lengths (B,) >= 1 -> logits (B, num_classes) float32
+    ((B,) when ``num_classes == 1``)."""
+    if self.pooling not in POOLINGS:
+      raise ValueError(f"unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
     x = nn.Embed(self.vocab_size, self.embed_size,
                  embedding_init=_embed_init(self.init_scale))(tokens)  # (B, T, E)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
-    h, _ = StackedRNN(
-        cell_factory(self.cell, self.hidden_size, self.cell_options,
-                     self.init_scale, self.dtype),
-        num_layers=self.num_layers, bidirectional=self.bidirectional,
-        dropout_rate=self.dropout_rate, connection=self.connection,
-        unroll=self.unroll)(x, lengths=lengths, deterministic=deterministic)
-    batch = jnp.arange(tokens.shape[0])
-    last = h[batch, lengths - 1]  # (B, F): the state after the last real token
-    if self.bidirectional:  # backward half has read the whole prefix at t = 0
-      hs = self.hidden_size
-      last = jnp.concatenate([last[:, :hs], h[:, 0, hs:]], axis=-1)  # (B, 2H)
-    last = nn.Dropout(self.dropout_rate)(last, deterministic=deterministic)
-    return nn.Dense(1)(last)[:, 0].astype(jnp.float32)
+    h, _ = _stack(self, self.bidirectional)(x, lengths=lengths,
+                                             deterministic=deterministic)  # (B, T, F)
+    mask = (jnp.arange(tokens.shape[1])[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
+    if self.pooling == "final":
+      pooled = final_states(h, lengths, self.hidden_size, self.bidirectional)
+    elif self.pooling == "mean":
+      pooled = (jnp.where(mask, h, 0.0).sum(axis=1) /
+                jnp.maximum(lengths, 1)[:, None].astype(h.dtype))
+    elif self.pooling == "max":
+      pooled = jnp.where(mask, h, -jnp.inf).max(axis=1)
+    else:
+      u = jnp.tanh(nn.Dense(h.shape[-1], name="attention_proj")(h))  # (B, T, F)
+      scores = nn.Dense(1, use_bias=False, name="attention_score")(u)  # (B, T, 1)
+      weights = jax.nn.softmax(jnp.where(mask, scores, -jnp.inf), axis=1)
+      pooled = (weights * h).sum(axis=1)  # (B, F)
+    pooled = nn.Dropout(self.dropout_rate)(pooled, deterministic=deterministic)
+    logits = nn.Dense(self.num_classes, name="output")(pooled).astype(jnp.float32)
+    return logits[:, 0] if self.num_classes == 1 else logits
+
+
+class CharWordEncoder(nn.Module):
+  """A word from its characters: char embeddings -> a BiLSTM -> final states.
+
+  The word vector is the forward LSTM's state after the last character
+  concatenated with the backward LSTM's state after the first (Ling et al.
+  2015; Plank, Sogaard & Goldberg 2016), so rare and unseen words get a
+  vector from their spelling.
+
+  Attributes:
+    char_vocab_size: character types (0 is padding).
+    embed_size: character embedding size.
+    hidden_size: units per direction; the word vector has 2 * hidden_size.
+    cell: the registered cell of both directions.
+  """
+
+  char_vocab_size: int
+  embed_size: int = 32
+  hidden_size: int = 32
+  cell: str = "lstm"
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, chars: Array, char_lengths: Array) -> Array:
+    """chars (B, T, W) int, char_lengths (B, T) -> word vectors (B, T, 2H)."""
+    b, t, w = chars.shape
+    flat = chars.reshape(b * t, w)  # (B*T, W): every word slot one sequence
+    flat_lengths = jnp.maximum(char_lengths.reshape(b * t), 1)  # padded slots: 1
+    x = nn.Embed(self.char_vocab_size, self.embed_size)(flat)  # (B*T, W, E)
+    h, _ = StackedRNN(cell_factory(self.cell, self.hidden_size), num_layers=1,
+                      bidirectional=True, unroll=self.unroll)(x, lengths=flat_lengths)
+    words = final_states(h, flat_lengths, self.hidden_size, True)  # (B*T, 2H)
+    return words.reshape(b, t, 2 * self.hidden_size)  # (B, T, 2H)
+
+
+class SequenceTagger(nn.Module):
+  """A label per token: [word embedding ; char word vector] -> ``StackedRNN``
+  -> a softmax per token.
+
+  With ``char_vocab_size > 0`` each word's embedding is concatenated with the
+  :class:`CharWordEncoder` vector of its spelling (Plank et al. 2016's
+  words + characters tagger); padded positions are masked by ``lengths`` and
+  never change a real token's output.
+
+  Attributes:
+    vocab_size: word types; num_tags: the tag set's size.
+    char_vocab_size: character types, 0 = no character encoder.
+    char_embed_size, char_hidden_size: its sizes (per direction).
+    cell, hidden_size, num_layers, embed_size, bidirectional, dropout_rate,
+      connection, init_scale, cell_options, dtype, unroll: as
+      ``SentenceClassifier``.
+  """
+
+  vocab_size: int
+  num_tags: int
+  cell: str = "lstm"
+  hidden_size: int = 100
+  num_layers: int = 1
+  embed_size: int = 64
+  bidirectional: bool = True
+  char_vocab_size: int = 0
+  char_embed_size: int = 32
+  char_hidden_size: int = 32
+  dropout_rate: float = 0.0
+  connection: str = "none"
+  init_scale: float = 0.0
+  cell_options: Any = None
+  dtype: Any = None
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, tokens: Array, lengths: Array, chars: Array | None = None,
+               char_lengths: Array | None = None, deterministic: bool = True):
+    """tokens (B, T), lengths (B,)[, chars (B, T, W), char_lengths (B, T)]
+    -> logits (B, T, num_tags) float32."""
+    x = nn.Embed(self.vocab_size, self.embed_size,
+                 embedding_init=_embed_init(self.init_scale))(tokens)  # (B, T, E)
+    if self.char_vocab_size:
+      if chars is None or char_lengths is None:
+        raise ValueError("a tagger with a character encoder needs chars and char_lengths")
+      x = jnp.concatenate([x, CharWordEncoder(
+          self.char_vocab_size, self.char_embed_size, self.char_hidden_size,
+          unroll=self.unroll)(chars, char_lengths)], axis=-1)  # (B, T, E + 2Hc)
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    h, _ = _stack(self, self.bidirectional)(x, lengths=lengths,
+                                             deterministic=deterministic)  # (B, T, F)
+    h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+    return nn.Dense(self.num_tags, name="output")(h).astype(jnp.float32)
 
 
 class SequenceModel(nn.Module):

@@ -24,6 +24,7 @@ STUDY_OF = {
     "test": config_schema.lm_schema, "shakespeare": config_schema.lm_schema,
     "agreement": config_schema.agreement_schema,
     "gradients": config_schema.gradients_schema,
+    "encoders": config_schema.encoders_schema,
 }
 
 

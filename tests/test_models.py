@@ -1,4 +1,4 @@
-"""LanguageModel, AgreementClassifier and sampling."""
+"""LanguageModel, SentenceClassifier, SequenceTagger and sampling."""
 
 import jax
 import jax.numpy as jnp
@@ -79,15 +79,149 @@ def test_one_sgd_step_changes_every_parameter(cell):
   assert all(jax.tree.leaves(changed)), changed
 
 
-def test_agreement_classifier_reads_only_the_real_prefix():
-  model = models.AgreementClassifier(vocab_size=20, hidden_size=6, embed_size=4)
-  tokens = jnp.array([[3, 4, 5, 0, 0], [3, 4, 5, 7, 9]])
-  lengths = jnp.array([3, 3])
-  params = model.init(jax.random.key(0), tokens, lengths)
-  logits = model.apply(params, tokens, lengths)
-  assert logits.shape == (2,)
-  # Padding after the length must not matter.
-  np.testing.assert_allclose(logits[0], logits[1], rtol=1e-6)
+def _loop_states(cell_name, cell_params, xs, reverse=False):
+  """Hidden states of one layer by a plain Python loop over the real steps
+  ``xs`` (L, E), in reading order; returned in position order (L, H)."""
+  from rnn_research import cells as cells_lib
+  hidden = cell_params["recurrent_kernel"].shape[0]
+  cell = cells_lib.get_cell(cell_name, hidden_size=hidden)
+  carry = cell.initialize_carry(jax.random.key(0), (1, xs.shape[-1]))
+  order = range(len(xs) - 1, -1, -1) if reverse else range(len(xs))
+  out = [None] * len(xs)
+  for t in order:
+    carry, y = cell.apply({"params": cell_params}, carry, xs[t][None])
+    out[t] = np.asarray(y[0])
+  return np.stack(out)
+
+
+def _encoder_by_loop(params, cell, token_rows, bidirectional):
+  """Per sequence: the top layer's states (L, F) of a one-layer stack."""
+  layer = params["StackedRNN_0"]["layer_0"]
+  out = []
+  for row in token_rows:
+    xs = params["Embed_0"]["embedding"][np.asarray(row)]  # (L, E)
+    if bidirectional:
+      f = _loop_states(cell, layer["forward_layer"]["cell"], xs)
+      b = _loop_states(cell, layer["backward_layer"]["cell"], xs, reverse=True)
+      out.append(np.concatenate([f, b], axis=-1))
+    else:
+      out.append(_loop_states(cell, layer["cell"], xs))
+  return out
+
+
+def _pad(rows, width, fill=0):
+  return jnp.array([list(r) + [fill] * (width - len(r)) for r in rows])
+
+
+ROWS = ([3, 4, 5], [6, 7, 8, 9, 2], [1])
+
+
+@pytest.mark.parametrize("pooling", models.POOLINGS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_sentence_classifier_pooling_matches_a_python_loop(pooling, bidirectional):
+  cell = "gru"
+  model = models.SentenceClassifier(vocab_size=12, num_classes=3, cell=cell, hidden_size=5,
+                                    embed_size=4, bidirectional=bidirectional,
+                                    pooling=pooling)
+  tokens, lengths = _pad(ROWS, 6), jnp.array([len(r) for r in ROWS])
+  params = model.init(jax.random.key(0), tokens, lengths)["params"]
+  logits = model.apply({"params": params}, tokens, lengths)
+  assert logits.shape == (3, 3)
+  hs = 5
+  for i, h in enumerate(_encoder_by_loop(params, cell, ROWS, bidirectional)):
+    if pooling == "final":  # forward after the last word, backward after the first
+      pooled = np.concatenate([h[-1, :hs], h[0, hs:]]) if bidirectional else h[-1]
+    elif pooling == "mean":
+      pooled = h.mean(0)
+    elif pooling == "max":
+      pooled = h.max(0)
+    else:
+      a = params["attention_proj"]
+      scores = np.tanh(h @ a["kernel"] + a["bias"]) @ params["attention_score"]["kernel"]
+      w = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+      pooled = (w * h).sum(0)
+    expected = pooled @ params["output"]["kernel"] + params["output"]["bias"]
+    np.testing.assert_allclose(logits[i], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["final", "max"])  # every pooling: the loop test pads
+def test_sentence_classifier_ignores_padding(pooling):
+  model = models.SentenceClassifier(vocab_size=12, num_classes=2, hidden_size=6, embed_size=4,
+                                    bidirectional=True, num_layers=2, pooling=pooling)
+  lengths = jnp.array([len(r) for r in ROWS])
+  params = model.init(jax.random.key(0), _pad(ROWS, 5), lengths)
+  short = model.apply(params, _pad(ROWS, 5), lengths)
+  long = model.apply(params, _pad(ROWS, 9, fill=11), lengths)  # other pad id, wider
+  np.testing.assert_allclose(short, long, rtol=1e-5, atol=1e-6)
+
+
+def test_number_prediction_classifier_gives_one_logit_per_prefix():
+  """configs/agreement.py's model: final pooling, one output, shape (B,)."""
+  import ml_collections
+  from rnn_research.studies import agreement
+  config = ml_collections.ConfigDict(dict(hidden_size=6, embed_size=4, num_layers=1,
+                                          bidirectional=True, dropout_rate=0.0))
+  model = agreement.make_classifier(config, "lstm", vocab_size=12)
+  lengths = jnp.array([len(r) for r in ROWS])
+  params = model.init(jax.random.key(0), _pad(ROWS, 5), lengths)
+  logits = model.apply(params, _pad(ROWS, 5), lengths)
+  assert logits.shape == (3,)
+  np.testing.assert_allclose(logits, model.apply(params, _pad(ROWS, 7, fill=3), lengths),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_bidirectional_final_state_is_forward_last_and_backward_first():
+  h = jnp.arange(2 * 4 * 6, dtype=jnp.float32).reshape(2, 4, 6)  # (B, T, 2H), H = 3
+  got = models.final_states(h, jnp.array([2, 4]), 3, bidirectional=True)
+  np.testing.assert_array_equal(got[0], jnp.concatenate([h[0, 1, :3], h[0, 0, 3:]]))
+  np.testing.assert_array_equal(got[1], jnp.concatenate([h[1, 3, :3], h[1, 0, 3:]]))
+  np.testing.assert_array_equal(models.final_states(h, jnp.array([2, 4]), 3, False),
+                                jnp.stack([h[0, 1], h[1, 3]]))
+
+
+def test_sequence_tagger_matches_a_python_loop_at_every_token():
+  model = models.SequenceTagger(vocab_size=12, num_tags=4, cell="lstm", hidden_size=5,
+                                embed_size=4, bidirectional=True)
+  tokens, lengths = _pad(ROWS, 6), jnp.array([len(r) for r in ROWS])
+  params = model.init(jax.random.key(0), tokens, lengths)["params"]
+  logits = model.apply({"params": params}, tokens, lengths)
+  assert logits.shape == (3, 6, 4)
+  for i, h in enumerate(_encoder_by_loop(params, "lstm", ROWS, True)):
+    expected = h @ params["output"]["kernel"] + params["output"]["bias"]
+    np.testing.assert_allclose(logits[i, :len(ROWS[i])], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_char_word_encoder_is_a_bilstm_over_each_words_characters():
+  enc = models.CharWordEncoder(char_vocab_size=9, embed_size=3, hidden_size=4)
+  words = [[1, 2, 3], [4, 5], [6, 7, 8, 2]]
+  chars = _pad(words, 5)[None]  # (1, 3, 5)
+  char_lengths = jnp.array([[len(w) for w in words]])
+  params = enc.init(jax.random.key(0), chars, char_lengths)["params"]
+  got = enc.apply({"params": params}, chars, char_lengths)  # (1, 3, 8)
+  for j, h in enumerate(_encoder_by_loop(params, "lstm", words, True)):
+    np.testing.assert_allclose(got[0, j], np.concatenate([h[-1, :4], h[0, 4:]]),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_sequence_tagger_with_characters_ignores_padding():
+  model = models.SequenceTagger(vocab_size=12, num_tags=4, hidden_size=5, embed_size=4,
+                                num_layers=2, char_vocab_size=9, char_embed_size=3,
+                                char_hidden_size=2)
+  lengths = jnp.array([len(r) for r in ROWS])
+  def batch(width, word_width, fill):
+    chars = np.full((3, width, word_width), fill)
+    char_lengths = np.zeros((3, width), int)
+    for i, r in enumerate(ROWS):
+      for j, w in enumerate(r):
+        chars[i, j, :w % 3 + 1] = (np.arange(w % 3 + 1) + w) % 8 + 1
+        char_lengths[i, j] = w % 3 + 1
+    return _pad(ROWS, width, fill), jnp.array(chars), jnp.array(char_lengths)
+
+  params = model.init(jax.random.key(0), *batch(5, 4, 0)[:1], lengths, *batch(5, 4, 0)[1:])
+  a = model.apply(params, batch(5, 4, 0)[0], lengths, *batch(5, 4, 0)[1:])
+  b = model.apply(params, batch(8, 6, 7)[0], lengths, *batch(8, 6, 7)[1:])
+  for i, r in enumerate(ROWS):
+    np.testing.assert_allclose(a[i, :len(r)], b[i, :len(r)], rtol=1e-5, atol=1e-6)
 
 
 def test_generate_greedy_is_deterministic_and_top1_equals_greedy():

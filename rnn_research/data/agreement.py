@@ -31,11 +31,12 @@ import csv
 import dataclasses
 import pathlib
 import re
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from rnn_research.data.corpus import DataError, Vocab, read_bytes_without_bom
+from rnn_research.data.batching import batch_indices, pad_batch  # noqa: F401 (this module's API)
+from rnn_research.data.corpus import DataError, Vocab, numbered_lines
 
 PAD = "<pad>"
 SINGULAR, PLURAL = "VBZ", "VBP"
@@ -104,23 +105,7 @@ class MinimalPair:
 # Reading lines.
 
 
-def _lines(path: str | pathlib.Path) -> Iterator[tuple[int, str]]:
-  """(1-based line number, line without its newline) of a UTF-8 text file.
-
-  Splits on ``\\n`` only (a sentence may contain other Unicode line breaks)
-  and drops a ``\\r`` before it and a leading byte-order mark.
-  """
-  path = pathlib.Path(path)
-  lines = read_bytes_without_bom(path).split(b"\n")
-  if lines and lines[-1] == b"":
-    lines.pop()
-  for lineno, line in enumerate(lines, start=1):
-    try:
-      text = line.decode("utf-8")
-    except UnicodeDecodeError as e:
-      raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte "
-                      f"0x{line[e.start]:02x} at column {e.start + 1})") from None
-    yield lineno, text.removesuffix("\r")
+_lines = numbered_lines
 
 
 def _fields(path, lineno: int, line: str, expected: Sequence[str]) -> list[str]:
@@ -528,60 +513,3 @@ def encode(items: Sequence[AgreementItem], vocab: Vocab,
       n_attractors=np.array([as_int(it.n_attractors) for it in items], np.int32),
       distance=np.array([as_int(it.distance) for it in items], np.int32),
       num_oov=num_oov)
-
-
-def pad_batch(tokens: np.ndarray, lengths: np.ndarray, padding: str = "right",
-              multiple: int = 8, pad_id: int = 0
-              ) -> tuple[np.ndarray, np.ndarray]:
-  """Cuts right-padded (B, T) rows to the batch's longest prefix.
-
-  T is rounded up to a multiple of ``multiple`` so ``jax.jit`` sees few
-  distinct shapes. ``padding``:
-
-  * ``right``: words first, then padding; lengths are the real lengths, so the
-    model masks the padding (the carry stops at each prefix's end).
-  * ``left``: padding first, as the reference Keras code
-    (``pad_sequences``) did; lengths are all T, so the model *reads* the
-    padding token, which it must learn to ignore. Kept for fidelity.
-
-  Returns:
-    (tokens (B, T') int32, lengths (B,) int32).
-  """
-  if padding not in ("right", "left"):
-    raise DataError(f"unknown padding {padding!r}; valid: right, left")
-  width = int(lengths.max()) if len(lengths) else 1
-  width = -(-width // multiple) * multiple
-  out = np.full((tokens.shape[0], width), pad_id, np.int32)  # (B, T')
-  if padding == "right":
-    n = min(width, tokens.shape[1])
-    out[:, :n] = tokens[:, :n]
-    return out, lengths.astype(np.int32)
-  for row, length in enumerate(lengths):
-    out[row, width - length:] = tokens[row, :length]
-  return out, np.full_like(lengths, width, dtype=np.int32)
-
-
-def batch_indices(lengths: np.ndarray, batch_size: int,
-                  rng: np.random.Generator | None = None,
-                  bucket: int = 50) -> list[np.ndarray]:
-  """Index batches over N items; the last one may be short.
-
-  With ``rng`` (training) the items are shuffled, then sorted by length within
-  chunks of ``bucket`` batches, and the batches shuffled again: each batch
-  holds prefixes of similar length (little padding, a fraction of the scan
-  steps on a CPU) while the order still changes every epoch. Without ``rng``
-  (evaluation) the order is by length, for the same reason.
-  """
-  n = len(lengths)
-  if rng is None:
-    order = np.argsort(lengths, kind="stable")
-  else:
-    order = rng.permutation(n)
-    chunk = batch_size * max(bucket, 1)
-    order = np.concatenate([
-        c[np.argsort(lengths[c], kind="stable")]
-        for c in np.array_split(order, max(1, -(-n // chunk)))])
-  batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-  if rng is not None:
-    batches = [batches[i] for i in rng.permutation(len(batches))]
-  return batches

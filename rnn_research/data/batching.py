@@ -1,4 +1,5 @@
-"""Language-model batches for truncated backpropagation through time.
+"""Batches: language-model windows for truncated backpropagation through time,
+and length-bucketed batches of sentences for the supervised studies.
 
 The token stream is cut into B contiguous streams, one per batch row
 (Zaremba et al. 2014; PyTorch's ``word_language_model``; the TF PTB reader),
@@ -99,3 +100,64 @@ class LMBatches:
   def __repr__(self) -> str:
     return (f"LMBatches(windows={len(self)}, batch_size={self.batch_size}, "
             f"bptt={self.bptt})")
+
+
+# ---------------------------------------------------------------------------
+# Sentences of different lengths (classification, tagging, number prediction).
+
+
+def pad_batch(tokens: np.ndarray, lengths: np.ndarray, padding: str = "right",
+              multiple: int = 8, pad_id: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+  """Cuts right-padded (B, T) rows to the batch's longest prefix.
+
+  T is rounded up to a multiple of ``multiple`` so ``jax.jit`` sees few
+  distinct shapes. ``padding``:
+
+  * ``right``: words first, then padding; lengths are the real lengths, so the
+    model masks the padding (the carry stops at each prefix's end).
+  * ``left``: padding first, as the reference Keras code
+    (``pad_sequences``) did; lengths are all T, so the model *reads* the
+    padding token, which it must learn to ignore. Kept for fidelity.
+
+  Returns:
+    (tokens (B, T') int32, lengths (B,) int32).
+  """
+  if padding not in ("right", "left"):
+    raise DataError(f"unknown padding {padding!r}; valid: right, left")
+  width = int(lengths.max()) if len(lengths) else 1
+  width = -(-width // multiple) * multiple
+  out = np.full((tokens.shape[0], width), pad_id, np.int32)  # (B, T')
+  if padding == "right":
+    n = min(width, tokens.shape[1])
+    out[:, :n] = tokens[:, :n]
+    return out, lengths.astype(np.int32)
+  for row, length in enumerate(lengths):
+    out[row, width - length:] = tokens[row, :length]
+  return out, np.full_like(lengths, width, dtype=np.int32)
+
+
+def batch_indices(lengths: np.ndarray, batch_size: int,
+                  rng: np.random.Generator | None = None,
+                  bucket: int = 50) -> list[np.ndarray]:
+  """Index batches over N items; the last one may be short.
+
+  With ``rng`` (training) the items are shuffled, then sorted by length within
+  chunks of ``bucket`` batches, and the batches shuffled again: each batch
+  holds prefixes of similar length (little padding, a fraction of the scan
+  steps on a CPU) while the order still changes every epoch. Without ``rng``
+  (evaluation) the order is by length, for the same reason.
+  """
+  n = len(lengths)
+  if rng is None:
+    order = np.argsort(lengths, kind="stable")
+  else:
+    order = rng.permutation(n)
+    chunk = batch_size * max(bucket, 1)
+    order = np.concatenate([
+        c[np.argsort(lengths[c], kind="stable")]
+        for c in np.array_split(order, max(1, -(-n // chunk)))])
+  batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+  if rng is not None:
+    batches = [batches[i] for i in rng.permutation(len(batches))]
+  return batches

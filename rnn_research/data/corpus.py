@@ -39,7 +39,7 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from absl import logging
 import numpy as np
@@ -111,6 +111,25 @@ def read_bytes_without_bom(path: pathlib.Path) -> bytes:
   except OSError as e:
     raise DataError(f"cannot read {path}: {e.strerror or e}") from None
   return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+
+
+def numbered_lines(path: str | pathlib.Path) -> Iterator[tuple[int, str]]:
+  """(1-based line number, line without its newline) of a UTF-8 text file.
+
+  Splits on ``\\n`` only (a sentence may contain other Unicode line breaks)
+  and drops a ``\\r`` before it and a leading byte-order mark.
+  """
+  path = pathlib.Path(path)
+  lines = read_bytes_without_bom(path).split(b"\n")
+  if lines and lines[-1] == b"":
+    lines.pop()
+  for lineno, line in enumerate(lines, start=1):
+    try:
+      text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte "
+                      f"0x{line[e.start]:02x} at column {e.start + 1})") from None
+    yield lineno, text.removesuffix("\r")
 
 
 def read_chars(path: str | pathlib.Path) -> list[str]:

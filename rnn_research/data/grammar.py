@@ -732,3 +732,139 @@ def agreement_items(seed: int, n_attractors: int | None, num_items: int, *,
         distance=s.distance, label=s.number,
         n_intervening_nouns=s.n_intervening_nouns))
   return items
+
+
+# ---------------------------------------------------------------------------
+# Encoder tasks: tagging and sentence classification.
+#
+# A word's tag is its class and, for determiners, adjectives, nouns and verbs,
+# the number it agrees with: ``DET.SG``, ``ADJ.PL``, ``NOUN.SG``, ``VERB.PL``,
+# ``PREP``, ``THAT``. A noun or a verb shows its number in its form. A
+# determiner or an adjective takes the number of its NP, that is of the next
+# noun to its right: 'the' and every adjective are the same word in both
+# numbers, so their tag is decided by a word that a left-to-right reader has
+# not yet seen. A bidirectional tagger can tag every word; a left-to-right one
+# is capped by :func:`left_to_right_tag_cap`.
+
+TAG_NUMBER = ("SG", "PL")
+
+
+def sentence_tags(tokens: Sequence[str], grammar: Grammar | None = None
+                  ) -> tuple[str, ...]:
+  """The tag of every word of a sentence (a final ``<eos>`` is not tagged)."""
+  g = grammar or Grammar()
+  toks = list(tokens[:-1] if tokens and tokens[-1] == EOS else tokens)
+  tags: list[str | None] = [None] * len(toks)
+  pending: list[int] = []  # determiners and adjectives awaiting their noun
+  determiners = {w for w, _ in g.singular_determiners + g.plural_determiners}
+  for i, w in enumerate(toks):
+    if w in g._noun_index:
+      number = TAG_NUMBER[g._noun_index[w][1]]
+      for j in pending:
+        tags[j] = f"{tags[j]}.{number}"
+      pending = []
+      tags[i] = f"NOUN.{number}"
+    elif w in g._vt_index or w in g._vi_index:
+      tags[i] = f"VERB.{TAG_NUMBER[(g._vt_index.get(w) or g._vi_index[w])[1]]}"
+    elif w in determiners or w in g._adjective_set:
+      tags[i] = "DET" if w in determiners else "ADJ"
+      pending.append(i)
+    elif w in g._preposition_set:
+      tags[i] = "PREP"
+    elif w == THAT:
+      tags[i] = "THAT"
+    else:
+      raise DataError(f"word {w!r} is not in the grammar")
+  if pending:
+    raise DataError(f"sentence ends inside a noun phrase: {' '.join(toks)[:200]!r}")
+  return tuple(tags)
+
+
+def left_to_right_tag_posteriors(tokens: Sequence[str], grammar: Grammar | None = None
+                                 ) -> list[float]:
+  """For every word, the probability of its most probable tag given the words
+  up to and including it: the best a left-to-right tagger can be sure of.
+
+  Only a determiner and the adjectives after it are uncertain. An NP's number
+  is drawn independently of every word before it (``p_subject_plural`` for the
+  sentence's first NP, ``p_embedded_plural`` for all others), then its
+  determiner from that number's table, then adjectives that do not depend on
+  the number. So given the prefix ending at a determiner ``d``::
+
+    P(plural | prefix) = p q_pl(d) / (p q_pl(d) + (1 - p) q_sg(d))
+
+  with p the NP's plural probability and q_n the determiner tables, and the
+  adjectives that follow keep that posterior. Every other word's tag is read
+  off the word itself.
+  """
+  g = grammar or Grammar()
+  toks = list(tokens[:-1] if tokens and tokens[-1] == EOS else tokens)
+  tables = [dict(g.singular_determiners), dict(g.plural_determiners)]
+  out, current = [], 1.0
+  for i, w in enumerate(toks):
+    if w in tables[0] or w in tables[1]:
+      p = g.p_subject_plural if i == 0 else g.p_embedded_plural
+      sg, pl = (1 - p) * tables[0].get(w, 0.0), p * tables[1].get(w, 0.0)
+      current = max(sg, pl) / (sg + pl)
+      out.append(current)
+    elif w in g._adjective_set:
+      out.append(current)
+    else:
+      out.append(1.0)
+  return out
+
+
+def left_to_right_tag_cap(sentences: Iterable[Sentence | Sequence[str]],
+                          grammar: Grammar | None = None) -> float:
+  """The best expected tagging accuracy of any left-to-right tagger on these
+  sentences: the mean over their words of
+  :func:`left_to_right_tag_posteriors` (a tagger that sees the prefix can do no
+  better than name the most probable tag, which is right with that
+  probability). A bidirectional tagger sees the noun and can reach 1."""
+  total, count = 0.0, 0
+  for s in sentences:
+    post = left_to_right_tag_posteriors(_sentence_tokens(s), grammar)
+    total += math.fsum(post)
+    count += len(post)
+  if not count:
+    raise DataError("left_to_right_tag_cap needs at least one word")
+  return total / count
+
+
+def tagging_sentences(seed: int, num_train: int, num_valid: int, num_test: int,
+                      grammar: Grammar | None = None
+                      ) -> dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]]:
+  """{'train', 'valid', 'test'}: (words, tags) per sentence, ``<eos>`` dropped.
+
+  The sentences of :func:`generate_corpus` with the same seed and counts.
+  """
+  g = grammar or Grammar()
+  out = {}
+  for k, (name, n) in enumerate((("train", num_train), ("valid", num_valid),
+                                 ("test", num_test))):
+    if n < 1:
+      raise DataError(f"number of {name} sentences must be >= 1, got {n}")
+    out[name] = [(s.tokens[:-1], sentence_tags(s.tokens, g))
+                 for s in g.sample_many(_split_rng(seed, k), n)]
+  return out
+
+
+def classification_sentences(seed: int, num_train: int, num_valid: int, num_test: int,
+                             grammar: Grammar | None = None
+                             ) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+  """{'train', 'valid', 'test'}: (words, label) per sentence, the label the
+  subject's number ('singular' or 'plural'); ``<eos>`` dropped.
+
+  A final-state left-to-right reader must carry the subject's number past its
+  modifiers and the object to the end; the backward direction of a
+  bidirectional one has just read it when it reaches the first word.
+  """
+  g = grammar or Grammar()
+  out = {}
+  for k, (name, n) in enumerate((("train", num_train), ("valid", num_valid),
+                                 ("test", num_test))):
+    if n < 1:
+      raise DataError(f"number of {name} sentences must be >= 1, got {n}")
+    out[name] = [(s.tokens[:-1], s.number)
+                 for s in g.sample_many(_split_rng(seed, k), n)]
+  return out

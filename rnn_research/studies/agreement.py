@@ -3,8 +3,9 @@ error by number of attractors (Linzen, Dupoux & Goldberg 2016).
 
 Two tasks, chosen by ``config.task``:
 
-* ``number_prediction``: an :class:`~rnn_research.models.AgreementClassifier`
-  reads the words before the verb and predicts the verb's number; binary
+* ``number_prediction``: a :class:`~rnn_research.models.SentenceClassifier`
+  (final pooling, one logit) reads the words before the verb and predicts the
+  verb's number; binary
   cross-entropy, the optax chain of :mod:`rnn_research.optim`, early stopping
   on dev error. Several cells (``config.cells``) are trained on the same data
   and reported side by side.
@@ -53,7 +54,7 @@ from rnn_research.studies import supervised
 from rnn_research.data import agreement as data_lib
 from rnn_research.data import fetch
 from rnn_research.data.corpus import DataError, Vocab
-from rnn_research.models import AgreementClassifier, LanguageModel
+from rnn_research.models import LanguageModel, SentenceClassifier
 
 Array = jax.Array
 TASKS = ("number_prediction", "lm")
@@ -110,10 +111,12 @@ def summarize(correct: np.ndarray, n_attractors: np.ndarray,
 
 
 def make_classifier(model_config: ml_collections.ConfigDict, cell: str,
-                    vocab_size: int) -> AgreementClassifier:
-  """The classifier of ``config.model`` with ``cell`` (one of ``config.cells``)."""
-  return AgreementClassifier(
-      vocab_size=vocab_size, cell=cell,
+                    vocab_size: int) -> SentenceClassifier:
+  """The classifier of ``config.model`` with ``cell`` (one of ``config.cells``):
+  the state after the prefix's last word (``final`` pooling) -> one logit of
+  'plural'."""
+  return SentenceClassifier(
+      vocab_size=vocab_size, num_classes=1, pooling="final", cell=cell,
       hidden_size=model_config.hidden_size,
       embed_size=model_config.embed_size,
       num_layers=model_config.num_layers,
@@ -180,12 +183,12 @@ def jit_for(fn: Callable, model: Any) -> Callable:
   return _JITTED[key][1]
 
 
-def _logits(model: AgreementClassifier, params, tokens: Array, lengths: Array
+def _logits(model: SentenceClassifier, params, tokens: Array, lengths: Array
             ) -> Array:
   return model.apply({"params": params}, tokens, lengths, deterministic=True)
 
 
-def predict_logits(model: AgreementClassifier, params,
+def predict_logits(model: SentenceClassifier, params,
                    data: data_lib.EncodedItems, batch_size: int,
                    padding: str = "right") -> np.ndarray:
   """Plural logits (N,) for every item, in the items' order."""

@@ -175,3 +175,43 @@ def test_analyse_rejects_corrupted_sentences_and_tells_agreement_apart():
     assert g.analyse(toks[:-1] + ["dog", "<eos>"])[0] is False  # trailing word
     checked += 1
   assert checked == 200
+
+
+def test_left_to_right_tag_posteriors_equal_brute_force_over_every_derivation():
+  """The exact cap: for every prefix of every TINY sentence, the probability of
+  the most probable tag of its last word, summed over all derivations that
+  start with that prefix, equals the closed form."""
+  tag_mass = collections.defaultdict(lambda: collections.defaultdict(float))
+  derivations = list(TINY.enumerate_derivations())
+  for d in derivations:
+    words, tags = d.tokens[:-1], grammar_lib.sentence_tags(d.tokens, TINY)
+    for t in range(len(words)):
+      tag_mass[words[:t + 1]][tags[t]] += math.exp(d.log_prob)
+  uncertain = 0
+  for d in derivations[::3]:
+    words = d.tokens[:-1]
+    closed = grammar_lib.left_to_right_tag_posteriors(d.tokens, TINY)
+    for t in range(len(words)):
+      mass = tag_mass[words[:t + 1]]
+      brute = max(mass.values()) / math.fsum(mass.values())
+      assert math.isclose(closed[t], brute, abs_tol=1e-9), (words[:t + 1], dict(mass))
+      uncertain += brute < 1
+  assert uncertain > 1000  # 'the' and the adjectives after it
+
+
+def test_tags_of_determiners_and_adjectives_come_from_the_noun_to_their_right():
+  tags = grammar_lib.sentence_tags(
+      "the big dogs near a cat see the dog <eos>".split())
+  assert tags == ("DET.PL", "ADJ.PL", "NOUN.PL", "PREP", "DET.SG", "NOUN.SG",
+                  "VERB.PL", "DET.SG", "NOUN.SG")
+  with pytest.raises(DataError, match="inside a noun phrase"):
+    grammar_lib.sentence_tags("the dogs see the".split())
+
+
+def test_left_to_right_cap_is_below_one_and_the_tasks_are_deterministic():
+  a = grammar_lib.tagging_sentences(3, 5, 5, 400)
+  assert a == grammar_lib.tagging_sentences(3, 5, 5, 400)
+  cap = grammar_lib.left_to_right_tag_cap([w for w, _ in a["test"]])
+  assert 0.8 < cap < 0.95  # about one word in four is 'the' or its adjectives
+  c = grammar_lib.classification_sentences(3, 5, 5, 40)
+  assert {label for _, label in c["test"]} == {"singular", "plural"}
