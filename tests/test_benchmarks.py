@@ -38,6 +38,46 @@ def test_tiny_config_prints_json_line_with_both_sides(capsys):
   assert record["check_loss_rel_diff"] <= bench.LOSS_RTOL
   assert record["check_grad_rel_diff"] <= bench.GRAD_RTOL
   assert record["torch_first_loss"] == pytest.approx(record["ours_first_loss"], rel=1e-5)
+  # The row names its processor.
+  assert record["processor"] == bench.processor()
+
+
+# Two logical CPUs of /proc/cpuinfo, abridged: a Xeon with AMX and an EPYC with AVX2.
+XEON_CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu sse2 avx fma avx2 avx512f avx512dq avx512_bf16 amx_bf16 amx_tile amx_int8
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu sse2 avx fma avx2 avx512f avx512dq avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+EPYC_CPUINFO = """processor\t: 0
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx fma avx2 vaes
+
+processor\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx fma avx2 vaes
+"""
+
+
+def test_processor_model_and_isa_flags_are_read_from_cpuinfo():
+  bench = load_script()
+  xeon = bench.parse_cpuinfo(XEON_CPUINFO)
+  assert xeon["model"] == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+  assert xeon["logical_cpus"] == 2
+  assert xeon["isa"] == {"avx512f": True, "avx512_bf16": True, "amx_bf16": True,
+                         "amx_tile": True, "avx2": True, "fma": True}
+  epyc = bench.parse_cpuinfo(EPYC_CPUINFO)
+  assert epyc["model"] == "AMD EPYC 7B13"
+  assert epyc["isa"] == {"avx512f": False, "avx512_bf16": False, "amx_bf16": False,
+                         "amx_tile": False, "avx2": True, "fma": True}
+  # A flag is a whole word: avx512f is not found inside avx512fp16.
+  assert not bench.parse_cpuinfo("flags : avx512fp16 avx2\n")["isa"]["avx512f"]
+  assert bench.parse_cpuinfo("") == {"model": None, "logical_cpus": None,
+                                     "isa": dict.fromkeys(bench.ISA_FLAGS, False)}
 
 
 def test_both_sides_compute_the_same_first_step_for_the_gru():
