@@ -45,65 +45,14 @@ def cell_factory(cell: str, hidden_size: int, cell_options: dict | None = None,
                            dtype=dtype, **options)
 
 
-def _output_dot(x: Array, kernel: Array, dtype: Any) -> Array:
-  """x (..., H) @ kernel (H, V) in ``dtype`` with a float32 result."""
-  return jax.lax.dot_general(x.astype(dtype), kernel.astype(dtype),
-                             (((x.ndim - 1,), (0,)), ((), ())),
-                             preferred_element_type=jnp.float32)
-
-
 def project_logits(h: Array, kernel: Array, bias: Array, dtype: Any = None) -> Array:
-  r"""Logits of the output layer, ``h W + b``: h (B, T, H) -> (B, T, V) float32.
+  """Logits of the output layer, ``h W + b``: h (B, T, H) -> (B, T, V) float32.
 
-  The product runs in ``dtype`` (float32 or bfloat16) with a float32 result;
-  the bias is added in float32. The gradient is written by hand so that all
-  three products of the layer run in ``dtype`` on XLA:CPU's fast dot kernels
-  (YNNPACK) instead of autodiff's float32 fallback:
-
-  .. math::
-
-    \partial h = g W^\top, \qquad \partial W = h^\top g, \qquad
-    \partial b = \textstyle\sum g,
-
-  with the cotangent :math:`g` of the logits cast to ``dtype`` (it arrives in
-  float32 from the loss), and :math:`h^\top` laid out row-major as an
-  (H, B*T) array by a 3-D transpose and a reshape. Autodiff's own dW
-  contracts the leading dimension of both operands, a dot that jaxlib 0.10.2
-  sends to a float32 Eigen kernel (a plain ``.T`` is folded back into that
-  form), after transposing the (B*T, V) cotangent. The products accumulate
-  in float32; ``dh`` and ``dW`` are returned in float32, ``db`` is a float32
-  sum of the float32 cotangent. ``tests/test_models.py`` checks the
-  gradients against autodiff and the compiled HLO's dot operand types.
+  The product is ``cells.projection`` (in ``dtype``, float32 result, its
+  three products plain row-major dots in ``dtype``); the bias is added in
+  float32.
   """
-  dtypes = (jnp.dtype(dtype or jnp.float32), jnp.dtype(h.dtype), jnp.dtype(kernel.dtype))
-  return _project_logits(dtypes, h, kernel, bias)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _project_logits(dtypes, h, kernel, bias):
-  return _output_dot(h, kernel, dtypes[0]) + bias
-
-
-def _project_logits_fwd(dtypes, h, kernel, bias):
-  h_c, kernel_c = h.astype(dtypes[0]), kernel.astype(dtypes[0])
-  return _output_dot(h_c, kernel_c, dtypes[0]) + bias, (h_c, kernel_c)
-
-
-def _project_logits_bwd(dtypes, residuals, g):
-  dtype, h_dtype, kernel_dtype = dtypes
-  h_c, kernel_c = residuals
-  vocab = g.shape[-1]
-  g_c = g.astype(dtype)  # (B, T, V)
-  dh = jax.lax.dot_general(g_c, kernel_c, (((g.ndim - 1,), (1,)), ((), ())),
-                           preferred_element_type=jnp.float32)  # (B, T, H)
-  h_t = jnp.moveaxis(h_c, -1, 0).reshape(h_c.shape[-1], -1)  # (H, B*T), row-major
-  dw = jax.lax.dot_general(h_t, g_c.reshape(-1, vocab), (((1,), (0,)), ((), ())),
-                           preferred_element_type=jnp.float32)  # (H, V)
-  db = jnp.sum(g, axis=tuple(range(g.ndim - 1)))  # (V,)
-  return dh.astype(h_dtype), dw.astype(kernel_dtype), db
-
-
-_project_logits.defvjp(_project_logits_fwd, _project_logits_bwd)
+  return cells_lib.projection(h, kernel, dtype) + bias
 
 
 class OutputLayer(nn.Module):

@@ -130,9 +130,9 @@ def test_bfloat16_model_keeps_float32_products_and_logits():
     assert bool(jnp.any(x != x.astype(jnp.bfloat16).astype(jnp.float32)))
 
 
-def _autodiff_logits(h, kernel, bias, dtype=None):
-  """``project_logits`` with autodiff's gradient, the reference."""
-  return models._output_dot(h, kernel, dtype or jnp.float32) + bias
+def _autodiff_projection(x, kernel, dtype=None):
+  """``cells.projection`` with autodiff's gradient, the reference."""
+  return models.cells_lib._dot(x, kernel, dtype or jnp.float32)
 
 
 def _lm_loss_and_grads(model, params, tokens):
@@ -143,15 +143,16 @@ def _lm_loss_and_grads(model, params, tokens):
 
 
 @pytest.mark.parametrize("dtype", [None, jnp.bfloat16])
-def test_output_layer_gradient_matches_autodiff(dtype, monkeypatch):
-  """project_logits's own VJP gives the LM loss's gradient: to float32
-  rounding in float32, to bfloat16 rounding in bfloat16 (there against both
-  plain autodiff in bfloat16 and the float32 gradient)."""
+def test_projection_gradients_match_autodiff(dtype, monkeypatch):
+  """cells.projection's own VJP (the output layer, the input projections, the
+  recurrent products, W's gradient after the loop) gives the LM loss's
+  gradient: to float32 rounding in float32, to bfloat16 rounding in bfloat16
+  (there against both plain autodiff in bfloat16 and the float32 gradient)."""
   model = _lm(vocab_size=300, hidden_size=16, dtype=dtype)
   params = _init(model, batch=4)
   tokens = jax.random.randint(jax.random.key(1), (4, 5), 0, 300)
   loss, grads = _lm_loss_and_grads(model, params, tokens)
-  monkeypatch.setattr(models, "project_logits", _autodiff_logits)
+  monkeypatch.setattr(models.cells_lib, "projection", _autodiff_projection)
   want_loss, want = _lm_loss_and_grads(model, params, tokens)
   _, want_f32 = _lm_loss_and_grads(_lm(vocab_size=300, hidden_size=16), params, tokens)
   tol = 1e-5 if dtype is None else 3e-2  # of each gradient's largest entry
@@ -181,25 +182,27 @@ def dot_operands(hlo: str) -> list[tuple[str, str, str, str]]:
 
 
 @pytest.mark.parametrize("dtype", [None, jnp.bfloat16])
-def test_compiled_softmax_products_run_in_the_compute_dtype(dtype):
-  """The three products of the output layer in the compiled training
-  gradient (logits, dh, dW: the dots with the vocabulary's 300 in a shape)
-  take both operands in the compute dtype and none contracts a transposed
-  left operand (lhs dim 0), the form jaxlib 0.10.2 sends to a float32 Eigen
-  dot; the cotangent is cast to bfloat16 before its two products. Fails
-  when a jax upgrade (or plain autodiff) brings the slow forms back."""
+def test_compiled_training_products_run_in_the_compute_dtype(dtype):
+  """Every dot of the compiled LM training gradient takes both operands in
+  the compute dtype, returns float32, and none contracts a transposed left
+  operand (lhs dim 0), the form jaxlib 0.10.2 sends to a float32 Eigen dot;
+  so in bfloat16 each cotangent is cast before its products. Among them the
+  output layer's three (logits, dh, dW: the vocabulary's 300 in a shape).
+  Fails when a jax upgrade (or plain autodiff) brings the slow forms back."""
   model = _lm(vocab_size=300, hidden_size=16, dtype=dtype)
   params = _init(model, batch=4)
   tokens = jnp.zeros((4, 5), jnp.int32)
   grad = jax.jit(lambda p, t: _lm_loss_and_grads(model, p, t)[1])
-  hlo = grad.lower(params, tokens).compile().as_text()
-  softmax = [d for d in dot_operands(hlo) if "300" in d[0] + d[1] + d[2]]
-  want = "bf16" if dtype is not None else "f32"
-  assert len(softmax) == 3, softmax
-  for result, lhs, rhs, dims in softmax:
-    assert lhs.startswith(want + "[") and rhs.startswith(want + "["), softmax
-    assert result.startswith("f32["), softmax  # float32 accumulation
-    assert "lhs_contracting_dims={0}" not in dims, softmax
+  dots = dot_operands(grad.lower(params, tokens).compile().as_text())
+  want = "bf16[" if dtype is not None else "f32["
+  assert len([d for d in dots if "300" in d[0] + d[1] + d[2]]) == 3, dots
+  # per layer: input projection and its 2 gradients, the loop's product
+  # forward and backward, W's gradient after the loop
+  assert len(dots) >= 3 + 2 * 6, dots
+  for result, lhs, rhs, dims in dots:
+    assert lhs.startswith(want) and rhs.startswith(want), dots
+    assert result.startswith("f32["), dots  # float32 accumulation
+    assert "lhs_contracting_dims={0}" not in dims, dots
 
 
 def test_output_layer_has_dense_parameters_and_initialisation():
