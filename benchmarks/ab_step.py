@@ -10,7 +10,10 @@ config; the variant is built with one thing changed:
   cross-entropy. Not a valid step: it measures what the cross-entropy costs
   (A11).
 * ``autodiff_softmax``: the output layer's gradient by plain autodiff of
-  ``h W + b`` instead of ``models.project_logits``'s own VJP (A12).
+  ``h W + b`` instead of ``cells.projection``'s own VJP (A12).
+* ``autodiff_products``: every ``cells.projection`` (the output layer, the
+  cells' input projections, ``Recurrent``'s W gradient after the loop) by
+  plain autodiff (A12).
 
     python benchmarks/ab_step.py --config=zaremba_medium --variant=per_step_weight_grad --steps=2 --repeats=8
 
@@ -32,6 +35,7 @@ import lm_throughput as lt
 
 import jax.numpy as jnp  # noqa: E402  (lm_throughput set up the environment first)
 
+from rnn_research import cells  # noqa: E402
 from rnn_research import models  # noqa: E402
 from rnn_research import recurrent  # noqa: E402
 from rnn_research.studies import lm  # noqa: E402
@@ -41,12 +45,17 @@ class _PerStep(recurrent.Recurrent):
   hoist_weight_grad: bool = False
 
 
+def _autodiff_projection(x, kernel, dtype=None):
+  """``cells.projection`` without its VJP: autodiff's products."""
+  return cells._dot(x, kernel, dtype or jnp.float32)
+
+
 def _autodiff_logits(h, kernel, bias, dtype=None):
-  """``models.project_logits`` without its VJP: autodiff's products."""
-  return models._output_dot(h, kernel, dtype or jnp.float32) + bias
+  return _autodiff_projection(h, kernel, dtype) + bias
 
 
-VARIANTS = ("per_step_weight_grad", "no_cross_entropy", "autodiff_softmax")
+VARIANTS = ("per_step_weight_grad", "no_cross_entropy", "autodiff_softmax",
+            "autodiff_products")
 
 
 def _build(config, vocab, batches, variant):
@@ -56,6 +65,7 @@ def _build(config, vocab, batches, variant):
       "no_cross_entropy": (lm, "token_losses",
                            lambda logits, targets: jnp.mean(logits, axis=-1) * 1e-3),
       "autodiff_softmax": (models, "project_logits", _autodiff_logits),
+      "autodiff_products": (cells, "projection", _autodiff_projection),
   }
   module, name, value = patches[variant]
   original = getattr(module, name)

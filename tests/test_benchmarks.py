@@ -132,15 +132,64 @@ def test_matmul_floor_times_the_step_products_beside_both_steps(capsys):
   assert record["gflop"] * 1e9 == pytest.approx(2 * (3 * n * h * 50 + 2 * 6 * n * h * g))
 
 
-def test_ab_step_times_the_default_against_the_per_step_weight_gradient(capsys):
+@pytest.mark.parametrize("variant", ["per_step_weight_grad", "autodiff_products"])
+def test_ab_step_times_the_default_against_a_variant_of_the_same_step(variant, capsys):
   ab = load_script("ab_step")
-  result = ab.main(["--config=tiny", "--variant=per_step_weight_grad", "--steps=1",
+  result = ab.main(["--config=tiny", f"--variant={variant}", "--steps=1",
                     "--repeats=2"])
   record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert record == json.loads(json.dumps(result))
   assert record["default_ms"] > 0 and record["variant_ms"] > 0
   # The same computation up to float rounding: the same training losses.
   assert record["variant_loss"] == pytest.approx(record["default_loss"], rel=1e-5)
+
+
+def test_profile_assigns_each_instruction_to_its_part_of_the_step():
+  """op_name metadata of the compiled Zaremba-small step -> its row."""
+  profile = load_script("profile_step")
+  step = "jit(train_step)/"
+  bwd = step + "transpose(jvp(LanguageModel))/"
+  loop = "rnn/layer_1/layer_1._hoisted/"
+  cases = {
+      bwd + "softmax/dot_general": "softmax products (logits, dh, dW)",
+      step + "jvp(LanguageModel)/softmax/add": "softmax bias (add, gradient)",
+      step + "jvp()/exp": "cross-entropy (log-softmax, its gradient)",
+      step + "jvp(LanguageModel)/" + loop + "jvp()/while/body/closed_call/cell.recurrent/"
+      "dot_general": "recurrent loop, forward: products",
+      step + "jvp(LanguageModel)/" + loop + "jvp()/while/body/closed_call/"
+      "cell.step_from_product/tanh": "recurrent loop, forward: gates, bookkeeping",
+      bwd + loop + "transpose(jvp())/while/body/closed_call/cell.recurrent/"
+      "dot_general": "recurrent loop, backward: products",
+      bwd + loop + "transpose(jvp())/while/body/closed_call/cell.step_from_product/mul":
+      "recurrent loop, backward: gates, bookkeeping",
+      bwd + "rnn/layer_1/cell.project_inputs/input/dot_general":
+      "recurrent layers outside the loops (input projections, hoisted dW, transposes)",
+      bwd + "embed/jit(_take)/scatter-add": "embedding (gather, scatter-add gradient)",
+      step + "reduce_sum": "gradient norm, clipping, SGD update, non-finite guard",
+      "": "copies without metadata (layout, donation)",
+  }
+  assert set(cases.values()) == set(profile.CATEGORIES)
+  for op_name, want in cases.items():
+    assert profile.category(op_name) == want, op_name
+  # Self time: a loop's body events are not counted twice.
+  events = [{"ph": "X", "name": "while.1", "ts": 0, "dur": 10, "pid": 1, "tid": 1},
+            {"ph": "X", "name": "dot.1", "ts": 2, "dur": 3, "pid": 1, "tid": 1},
+            {"ph": "X", "name": "dot.1", "ts": 6, "dur": 3, "pid": 1, "tid": 1},
+            {"ph": "X", "name": "copy.1", "ts": 20, "dur": 4, "pid": 1, "tid": 2}]
+  assert profile.self_times(events, {"while.1", "dot.1", "copy.1"}) == {
+      "while.1": 4, "dot.1": 6, "copy.1": 4}
+  assert profile.busy_time(events, {"while.1", "dot.1", "copy.1"}) == 14
+
+
+def test_profile_of_the_tiny_step_attributes_the_time(capsys):
+  profile = load_script("profile_step")
+  result = profile.main(["--config=tiny", "--steps=2", "--warmup=1"])
+  record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert record == json.loads(json.dumps(result))
+  assert record["ms"]["softmax products (logits, dh, dW)"] > 0
+  assert record["ms"]["recurrent loop, forward: products"] > 0
+  assert record["instructions_ms"] == pytest.approx(sum(record["ms"].values()))
+  assert 0 < record["busy_ms"] <= record["wall_ms"]
 
 
 def test_parallel_scan_benchmark_reports_ratios_to_our_gru(capsys):
