@@ -9,6 +9,11 @@ config; the variant is built with one thing changed:
 * ``no_cross_entropy``: the loss is a mean of the logits instead of the
   cross-entropy. Not a valid step: it measures what the cross-entropy costs
   (A11).
+* ``autodiff_softmax``: the output layer's gradient by plain autodiff of
+  ``h W + b`` instead of ``cells.projection``'s own VJP (A12).
+* ``autodiff_products``: every ``cells.projection`` (the output layer, the
+  cells' input projections, ``Recurrent``'s W gradient after the loop) by
+  plain autodiff (A12).
 
     python benchmarks/ab_step.py --config=zaremba_medium --variant=per_step_weight_grad --steps=2 --repeats=8
 
@@ -19,14 +24,19 @@ prints the median time per step of each and the median of the paired ratios
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import statistics
+import sys
 import time
 
 import lm_throughput as lt
 
 import jax.numpy as jnp  # noqa: E402  (lm_throughput set up the environment first)
 
+from rnn_research import cells  # noqa: E402
+from rnn_research import models  # noqa: E402
 from rnn_research import recurrent  # noqa: E402
 from rnn_research.studies import lm  # noqa: E402
 
@@ -35,12 +45,27 @@ class _PerStep(recurrent.Recurrent):
   hoist_weight_grad: bool = False
 
 
+def _autodiff_projection(x, kernel, dtype=None):
+  """``cells.projection`` without its VJP: autodiff's products."""
+  return cells._dot(x, kernel, dtype or jnp.float32)
+
+
+def _autodiff_logits(h, kernel, bias, dtype=None):
+  return _autodiff_projection(h, kernel, dtype) + bias
+
+
+VARIANTS = ("per_step_weight_grad", "no_cross_entropy", "autodiff_softmax",
+            "autodiff_products")
+
+
 def _build(config, vocab, batches, variant):
   """``Ours`` with ``variant`` patched in while its step is traced."""
   patches = {
       "per_step_weight_grad": (recurrent, "Recurrent", _PerStep),
       "no_cross_entropy": (lm, "token_losses",
                            lambda logits, targets: jnp.mean(logits, axis=-1) * 1e-3),
+      "autodiff_softmax": (models, "project_logits", _autodiff_logits),
+      "autodiff_products": (cells, "projection", _autodiff_projection),
   }
   module, name, value = patches[variant]
   original = getattr(module, name)
@@ -58,13 +83,15 @@ def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--config", default="zaremba_small", choices=tuple(lt.CONFIGS))
   p.add_argument("--cell", default="lstm", choices=tuple(lt.CELLS))
-  p.add_argument("--variant", required=True,
-                 choices=("per_step_weight_grad", "no_cross_entropy"))
+  p.add_argument("--variant", required=True, choices=VARIANTS)
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--steps", type=int, default=10, help="steps per timed block")
   p.add_argument("--repeats", type=int, default=12, help="timed blocks per side")
   args = p.parse_args(argv)
   lt.cli.retain_freed_memory()  # as the benchmark and the experiment scripts
-  config = lt.make_config(lt.parse_args([f"--config={args.config}", f"--cell={args.cell}"]))
+  load_start = os.getloadavg()[0]
+  config = lt.make_config(lt.parse_args([f"--config={args.config}", f"--cell={args.cell}",
+                                         f"--dtype={args.dtype}"]))
   vocab = lt.CONFIGS[args.config][4]
   batches = lt.random_batches(config, vocab)
   default = lt.Ours(config, vocab, batches)
@@ -80,11 +107,17 @@ def main(argv=None) -> dict:
     for side, times in order:
       times.append(side.run(args.steps) / args.steps * 1e3)
     ratios.append(v_ms[-1] / d_ms[-1])
-  record = {"config": args.config, "cell": args.cell, "variant": args.variant,
+  record = {"config": args.config, "cell": args.cell, "dtype": args.dtype,
+            "variant": args.variant,
             "default_ms": statistics.median(d_ms), "variant_ms": statistics.median(v_ms),
             "ratio": statistics.median(ratios), "default_first_step_s": default_first,
             "variant_first_step_s": variant_first,
-            "default_loss": default.loss(), "variant_loss": variant.loss()}
+            "default_loss": default.loss(), "variant_loss": variant.loss(),
+            "processor": lt.processor(), "versions": lt.versions(),
+            "loadavg_1min": [load_start, os.getloadavg()[0]],
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": "python benchmarks/ab_step.py " + " ".join(
+                sys.argv[1:] if argv is None else argv)}
   print(f"{args.config} {args.cell}: default {record['default_ms']:.1f} ms/step, "
         f"{args.variant} {record['variant_ms']:.1f} ms/step, paired median "
         f"{args.variant} / default {record['ratio']:.3f}; first step "

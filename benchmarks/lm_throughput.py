@@ -395,6 +395,39 @@ def versions() -> dict:
   return v
 
 
+# The instruction-set extensions that decide which CPU kernels run (and so
+# the ratios): AVX-512 and its bfloat16 dot, Intel's AMX tiles, AVX2 and FMA.
+ISA_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2", "fma")
+
+
+def parse_cpuinfo(text: str) -> dict:
+  """The processor in ``/proc/cpuinfo``'s ``text``: model name, logical CPU
+  count and, for each of ``ISA_FLAGS``, whether the first CPU lists it."""
+  fields = {}
+  count = 0
+  for line in text.splitlines():
+    key, sep, value = line.partition(":")
+    if not sep:
+      continue
+    key = key.strip()
+    if key == "processor":
+      count += 1
+    fields.setdefault(key, value.strip())  # the first CPU's value
+  flags = set(fields.get("flags", "").split())
+  return {"model": fields.get("model name") or None, "logical_cpus": count or None,
+          "isa": {f: f in flags for f in ISA_FLAGS}}
+
+
+def processor() -> dict:
+  """This machine's processor (``parse_cpuinfo`` of ``/proc/cpuinfo``), or
+  ``platform``'s name where there is no such file."""
+  try:
+    return parse_cpuinfo(pathlib.Path("/proc/cpuinfo").read_text())
+  except OSError:
+    return {"model": platform.processor() or platform.machine(),
+            "logical_cpus": os.cpu_count(), "isa": None}
+
+
 def device_name() -> str:
   d = jax.devices()[0]
   if d.platform == "cpu":
@@ -461,7 +494,7 @@ def benchmark(args) -> dict:
       "ours_params": int(sides[0].num_params),
       "torch_params": int(torch_side.num_params) if torch_side else None,
       "torch_threads": torch_side.torch.get_num_threads() if torch_side else None,
-      "device": device_name(), "versions": versions(),
+      "device": device_name(), "processor": processor(), "versions": versions(),
       "xla_flags": os.environ.get("XLA_FLAGS", ""), "malloc": malloc,
       "loadavg_1min": [load_start, os.getloadavg()[0]],  # other users of the CPU
       "command": " ".join(["python", "benchmarks/lm_throughput.py"] + sys.argv[1:]),

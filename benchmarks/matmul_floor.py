@@ -163,7 +163,7 @@ def main(argv=None) -> dict:
       "max_ratio": torch_ms / best_floor_ms if torch_ms else None,
       "floor_gflop_s": flops / floor_ms / 1e6, "gflop": flops / 1e9,
       "tokens_per_step": config.data.batch_size * config.data.bptt,
-      "device": lt.device_name(), "versions": lt.versions(),
+      "device": lt.device_name(), "processor": lt.processor(), "versions": lt.versions(),
       "loadavg_1min": os.getloadavg()[0], "date": datetime.datetime.now().isoformat(timespec="seconds"),
       "command": "python benchmarks/matmul_floor.py " + " ".join(
           sys.argv[1:] if argv is None else argv)}

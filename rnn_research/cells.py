@@ -58,15 +58,83 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 
-# Matrix products in the compute dtype (e.g. bfloat16) with float32 results:
-# rounding the product itself to bfloat16 would throw away the accumulation.
-float32_dot = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+def rows_transposed(x: Array) -> Array:
+  """x (..., K) -> its transpose (K, N), N the product of the leading axes,
+  laid out row-major: a transpose of all axes and a reshape, which XLA does
+  not fold back into the dot as a transposed operand."""
+  return jnp.moveaxis(x, -1, 0).reshape(x.shape[-1], -1)  # (K, N)
+
+
+def projection(x: Array, kernel: Array, dtype: Any = None) -> Array:
+  r"""x (..., K) @ kernel (K, N) in ``dtype`` (None = float32), float32 result.
+
+  The product runs in ``dtype`` with float32 accumulation: rounding the
+  product itself to bfloat16 would throw away the accumulation. The gradient
+  is written by hand so that all three products run in ``dtype`` as plain
+  row-major dots, the form XLA:CPU sends to its fast kernels (YNNPACK):
+
+  .. math::
+
+    \partial x = g K^\top, \qquad \partial K = x^\top g,
+
+  with the cotangent :math:`g` cast to ``dtype`` (it arrives in float32) and
+  :math:`x^\top` laid out row-major (:func:`rows_transposed`). Autodiff's
+  own :math:`\partial K` contracts the leading axis of both operands, a dot
+  that jaxlib 0.10.2 sends to a float32 Eigen kernel after transposing the
+  (N, K') cotangent, and in bfloat16 its float32 cotangent keeps both
+  backward products in float32. ``dx`` and ``dK`` come back in the dtypes
+  of ``x`` and ``kernel``. ``tests/test_models.py`` checks the gradients
+  against autodiff and the compiled HLO's dot operand types.
+  """
+  dtypes = (jnp.dtype(dtype or jnp.float32), jnp.dtype(x.dtype), jnp.dtype(kernel.dtype))
+  return _projection(dtypes, x, kernel)
+
+
+def _dot(x, kernel, dtype):
+  return jax.lax.dot_general(x.astype(dtype), kernel.astype(dtype),
+                             (((x.ndim - 1,), (0,)), ((), ())),
+                             preferred_element_type=jnp.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _projection(dtypes, x, kernel):
+  return _dot(x, kernel, dtypes[0])
+
+
+def _projection_fwd(dtypes, x, kernel):
+  x_c, kernel_c = x.astype(dtypes[0]), kernel.astype(dtypes[0])
+  return _dot(x_c, kernel_c, dtypes[0]), (x_c, kernel_c)
+
+
+def _projection_bwd(dtypes, residuals, g):
+  dtype, x_dtype, kernel_dtype = dtypes
+  x_c, kernel_c = residuals
+  g_c = g.astype(dtype)  # (..., N)
+  dx = jax.lax.dot_general(g_c, kernel_c, (((g.ndim - 1,), (1,)), ((), ())),
+                           preferred_element_type=jnp.float32)  # (..., K)
+  dk = jax.lax.dot_general(rows_transposed(x_c), g_c.reshape(-1, g.shape[-1]),
+                           (((1,), (0,)), ((), ())),
+                           preferred_element_type=jnp.float32)  # (K, N)
+  return dx.astype(x_dtype), dk.astype(kernel_dtype)
+
+
+_projection.defvjp(_projection_fwd, _projection_bwd)
+
+
+def float32_dot(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+  """``nn.Dense``'s ``dot_general``: :func:`projection` in the operands'
+  dtype (the layer's compute dtype) for Dense's x (..., K) @ kernel (K, N),
+  ``lax.dot_general`` with a float32 result for any other contraction."""
+  del precision, preferred_element_type
+  if dimension_numbers == (((lhs.ndim - 1,), (0,)), ((), ())) and rhs.ndim == 2:
+    return projection(lhs, rhs, lhs.dtype)
+  return jax.lax.dot_general(lhs, rhs, dimension_numbers,
+                             preferred_element_type=jnp.float32)
 
 
 def recurrent_product(h: Array, kernel: Array, dtype: Any = None) -> Array:
-  """h @ kernel in ``dtype`` (None = float32) with a float32 result."""
-  dtype = dtype or jnp.float32
-  return jnp.dot(h.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+  """h @ kernel in ``dtype`` (None = float32) with a float32 result (:func:`projection`)."""
+  return projection(h, kernel, dtype)
 
 
 def uniform_init(scale: float) -> Initializer:

@@ -46,6 +46,38 @@ def cell_factory(cell: str, hidden_size: int, cell_options: dict | None = None,
                            dtype=dtype, **options)
 
 
+def project_logits(h: Array, kernel: Array, bias: Array, dtype: Any = None) -> Array:
+  """Logits of the output layer, ``h W + b``: h (B, T, H) -> (B, T, V) float32.
+
+  The product is ``cells.projection`` (in ``dtype``, float32 result, its
+  three products plain row-major dots in ``dtype``); the bias is added in
+  float32.
+  """
+  return cells_lib.projection(h, kernel, dtype) + bias
+
+
+class OutputLayer(nn.Module):
+  """The softmax layer's logits, ``h W + b`` by :func:`project_logits`.
+
+  The parameters are ``nn.Dense``'s (``kernel`` (H, V), ``bias`` (V,),
+  float32, created in that order), so checkpoints and ``interop`` see the
+  same tree.
+  """
+
+  features: int
+  kernel_init: Any = nn.initializers.lecun_normal()
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, h: Array) -> Array:
+    """h (B, T, H) -> logits (B, T, V) float32."""
+    kernel = self.param("kernel", self.kernel_init, (h.shape[-1], self.features),
+                        jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,),
+                      jnp.float32)
+    return project_logits(h, kernel, bias, self.dtype)
+
+
 def _embed_init(init_scale: float):
   if init_scale > 0:
     return cells_lib.uniform_init(init_scale)
@@ -116,8 +148,8 @@ class LanguageModel(nn.Module):
     if not self.tie_weights:
       kernel_init = (cells_lib.uniform_init(self.init_scale) if self.init_scale > 0
                      else nn.initializers.lecun_normal())
-      self.softmax = nn.Dense(self.vocab_size, kernel_init=kernel_init,
-                              dtype=self.dtype, dot_general=cells_lib.float32_dot)
+      self.softmax = OutputLayer(self.vocab_size, kernel_init=kernel_init,
+                                 dtype=self.dtype)
 
   def __call__(self, tokens: Array, carries=None, deterministic: bool = True,
                return_hidden: bool = False, carry_perturbations=None):

@@ -119,10 +119,9 @@ def _scan_hoisting_weight_grad(step, kernel, others, px, carry0, unroll, dtype):
   def bwd(residuals, cotangents):
     kernel, hs, inner_vjp = residuals
     d_others, d_px, d_carry0, d_z = inner_vjp(cotangents)
-    flat = lambda a: a.reshape(-1, a.shape[-1])  # (T*B, F)
-    _, kernel_vjp = jax.vjp(lambda k: cells_lib.recurrent_product(flat(hs), k, dtype),
-                            kernel)
-    (d_kernel,) = kernel_vjp(flat(d_z))
+    # dW = H_prev^T dZ over all (T, B) at once, as one row-major product
+    _, kernel_vjp = jax.vjp(lambda k: cells_lib.projection(hs, k, dtype), kernel)
+    (d_kernel,) = kernel_vjp(d_z)
     return d_kernel, d_others, d_px, d_carry0
 
   run.defvjp(fwd, bwd)

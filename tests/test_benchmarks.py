@@ -38,6 +38,46 @@ def test_tiny_config_prints_json_line_with_both_sides(capsys):
   assert record["check_loss_rel_diff"] <= bench.LOSS_RTOL
   assert record["check_grad_rel_diff"] <= bench.GRAD_RTOL
   assert record["torch_first_loss"] == pytest.approx(record["ours_first_loss"], rel=1e-5)
+  # The row names its processor.
+  assert record["processor"] == bench.processor()
+
+
+# Two logical CPUs of /proc/cpuinfo, abridged: a Xeon with AMX and an EPYC with AVX2.
+XEON_CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu sse2 avx fma avx2 avx512f avx512dq avx512_bf16 amx_bf16 amx_tile amx_int8
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu sse2 avx fma avx2 avx512f avx512dq avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+EPYC_CPUINFO = """processor\t: 0
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx fma avx2 vaes
+
+processor\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx fma avx2 vaes
+"""
+
+
+def test_processor_model_and_isa_flags_are_read_from_cpuinfo():
+  bench = load_script()
+  xeon = bench.parse_cpuinfo(XEON_CPUINFO)
+  assert xeon["model"] == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+  assert xeon["logical_cpus"] == 2
+  assert xeon["isa"] == {"avx512f": True, "avx512_bf16": True, "amx_bf16": True,
+                         "amx_tile": True, "avx2": True, "fma": True}
+  epyc = bench.parse_cpuinfo(EPYC_CPUINFO)
+  assert epyc["model"] == "AMD EPYC 7B13"
+  assert epyc["isa"] == {"avx512f": False, "avx512_bf16": False, "amx_bf16": False,
+                         "amx_tile": False, "avx2": True, "fma": True}
+  # A flag is a whole word: avx512f is not found inside avx512fp16.
+  assert not bench.parse_cpuinfo("flags : avx512fp16 avx2\n")["isa"]["avx512f"]
+  assert bench.parse_cpuinfo("") == {"model": None, "logical_cpus": None,
+                                     "isa": dict.fromkeys(bench.ISA_FLAGS, False)}
 
 
 def test_both_sides_compute_the_same_first_step_for_the_gru():
@@ -92,15 +132,64 @@ def test_matmul_floor_times_the_step_products_beside_both_steps(capsys):
   assert record["gflop"] * 1e9 == pytest.approx(2 * (3 * n * h * 50 + 2 * 6 * n * h * g))
 
 
-def test_ab_step_times_the_default_against_the_per_step_weight_gradient(capsys):
+@pytest.mark.parametrize("variant", ["per_step_weight_grad", "autodiff_products"])
+def test_ab_step_times_the_default_against_a_variant_of_the_same_step(variant, capsys):
   ab = load_script("ab_step")
-  result = ab.main(["--config=tiny", "--variant=per_step_weight_grad", "--steps=1",
+  result = ab.main(["--config=tiny", f"--variant={variant}", "--steps=1",
                     "--repeats=2"])
   record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert record == json.loads(json.dumps(result))
   assert record["default_ms"] > 0 and record["variant_ms"] > 0
   # The same computation up to float rounding: the same training losses.
   assert record["variant_loss"] == pytest.approx(record["default_loss"], rel=1e-5)
+
+
+def test_profile_assigns_each_instruction_to_its_part_of_the_step():
+  """op_name metadata of the compiled Zaremba-small step -> its row."""
+  profile = load_script("profile_step")
+  step = "jit(train_step)/"
+  bwd = step + "transpose(jvp(LanguageModel))/"
+  loop = "rnn/layer_1/layer_1._hoisted/"
+  cases = {
+      bwd + "softmax/dot_general": "softmax products (logits, dh, dW)",
+      step + "jvp(LanguageModel)/softmax/add": "softmax bias (add, gradient)",
+      step + "jvp()/exp": "cross-entropy (log-softmax, its gradient)",
+      step + "jvp(LanguageModel)/" + loop + "jvp()/while/body/closed_call/cell.recurrent/"
+      "dot_general": "recurrent loop, forward: products",
+      step + "jvp(LanguageModel)/" + loop + "jvp()/while/body/closed_call/"
+      "cell.step_from_product/tanh": "recurrent loop, forward: gates, bookkeeping",
+      bwd + loop + "transpose(jvp())/while/body/closed_call/cell.recurrent/"
+      "dot_general": "recurrent loop, backward: products",
+      bwd + loop + "transpose(jvp())/while/body/closed_call/cell.step_from_product/mul":
+      "recurrent loop, backward: gates, bookkeeping",
+      bwd + "rnn/layer_1/cell.project_inputs/input/dot_general":
+      "recurrent layers outside the loops (input projections, hoisted dW, transposes)",
+      bwd + "embed/jit(_take)/scatter-add": "embedding (gather, scatter-add gradient)",
+      step + "reduce_sum": "gradient norm, clipping, SGD update, non-finite guard",
+      "": "copies without metadata (layout, donation)",
+  }
+  assert set(cases.values()) == set(profile.CATEGORIES)
+  for op_name, want in cases.items():
+    assert profile.category(op_name) == want, op_name
+  # Self time: a loop's body events are not counted twice.
+  events = [{"ph": "X", "name": "while.1", "ts": 0, "dur": 10, "pid": 1, "tid": 1},
+            {"ph": "X", "name": "dot.1", "ts": 2, "dur": 3, "pid": 1, "tid": 1},
+            {"ph": "X", "name": "dot.1", "ts": 6, "dur": 3, "pid": 1, "tid": 1},
+            {"ph": "X", "name": "copy.1", "ts": 20, "dur": 4, "pid": 1, "tid": 2}]
+  assert profile.self_times(events, {"while.1", "dot.1", "copy.1"}) == {
+      "while.1": 4, "dot.1": 6, "copy.1": 4}
+  assert profile.busy_time(events, {"while.1", "dot.1", "copy.1"}) == 14
+
+
+def test_profile_of_the_tiny_step_attributes_the_time(capsys):
+  profile = load_script("profile_step")
+  result = profile.main(["--config=tiny", "--steps=2", "--warmup=1"])
+  record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert record == json.loads(json.dumps(result))
+  assert record["ms"]["softmax products (logits, dh, dW)"] > 0
+  assert record["ms"]["recurrent loop, forward: products"] > 0
+  assert record["instructions_ms"] == pytest.approx(sum(record["ms"].values()))
+  assert 0 < record["busy_ms"] <= record["wall_ms"]
 
 
 def test_parallel_scan_benchmark_reports_ratios_to_our_gru(capsys):

@@ -1,5 +1,7 @@
 """LanguageModel, SentenceClassifier, SequenceTagger and sampling."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -260,6 +262,95 @@ def test_bfloat16_model_keeps_float32_products_and_logits():
   for x in (logits, px):
     assert x.dtype == jnp.float32
     assert bool(jnp.any(x != x.astype(jnp.bfloat16).astype(jnp.float32)))
+
+
+def _autodiff_projection(x, kernel, dtype=None):
+  """``cells.projection`` with autodiff's gradient, the reference."""
+  return models.cells_lib._dot(x, kernel, dtype or jnp.float32)
+
+
+def _lm_loss_and_grads(model, params, tokens):
+  def loss(params):
+    logits, _ = model.apply({"params": params}, tokens, model.initial_carries(tokens.shape[0]))
+    return optax.softmax_cross_entropy_with_integer_labels(logits, tokens).mean()
+  return jax.value_and_grad(loss)(params)
+
+
+@pytest.mark.parametrize("dtype", [None, jnp.bfloat16])
+def test_projection_gradients_match_autodiff(dtype, monkeypatch):
+  """cells.projection's own VJP (the output layer, the input projections, the
+  recurrent products, W's gradient after the loop) gives the LM loss's
+  gradient: to float32 rounding in float32, to bfloat16 rounding in bfloat16
+  (there against both plain autodiff in bfloat16 and the float32 gradient)."""
+  model = _lm(vocab_size=300, hidden_size=16, dtype=dtype)
+  params = _init(model, batch=4)
+  tokens = jax.random.randint(jax.random.key(1), (4, 5), 0, 300)
+  loss, grads = _lm_loss_and_grads(model, params, tokens)
+  monkeypatch.setattr(models.cells_lib, "projection", _autodiff_projection)
+  want_loss, want = _lm_loss_and_grads(model, params, tokens)
+  _, want_f32 = _lm_loss_and_grads(_lm(vocab_size=300, hidden_size=16), params, tokens)
+  tol = 1e-5 if dtype is None else 3e-2  # of each gradient's largest entry
+  assert float(loss) == pytest.approx(float(want_loss), rel=1e-5 if dtype is None else 1e-3)
+  references = [want] if dtype is None else [want, want_f32]
+  for ref in references:
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+      r = ref
+      for k in path:
+        r = r[k.key]
+      assert g.dtype == jnp.float32
+      err = float(jnp.max(jnp.abs(g - r)) / jnp.max(jnp.abs(r)))
+      assert err <= tol, (jax.tree_util.keystr(path), err)
+
+
+def dot_operands(hlo: str) -> list[tuple[str, str, str, str]]:
+  """Every dot of a compiled HLO module's text: (result shape, lhs type,
+  rhs type, contracting dims), the types as 'bf16[20,300]'."""
+  types = {}
+  for m in re.finditer(r"%(\S+) = (\w+\[[\d,]*\])", hlo):
+    types[m.group(1)] = m.group(2)
+  dots = []
+  for m in re.finditer(r"= (\w+\[[\d,]*\])\S* dot\(%([^,\s]+), %([^,\s)]+)\)(.*)", hlo):
+    dims = " ".join(re.findall(r"\w+_contracting_dims=\{[\d,]*\}", m.group(4)))
+    dots.append((m.group(1), types[m.group(2)], types[m.group(3)], dims))
+  return dots
+
+
+@pytest.mark.parametrize("dtype", [None, jnp.bfloat16])
+def test_compiled_training_products_run_in_the_compute_dtype(dtype):
+  """Every dot of the compiled LM training gradient takes both operands in
+  the compute dtype, returns float32, and none contracts a transposed left
+  operand (lhs dim 0), the form jaxlib 0.10.2 sends to a float32 Eigen dot;
+  so in bfloat16 each cotangent is cast before its products. Among them the
+  output layer's three (logits, dh, dW: the vocabulary's 300 in a shape).
+  Fails when a jax upgrade (or plain autodiff) brings the slow forms back."""
+  model = _lm(vocab_size=300, hidden_size=16, dtype=dtype)
+  params = _init(model, batch=4)
+  tokens = jnp.zeros((4, 5), jnp.int32)
+  grad = jax.jit(lambda p, t: _lm_loss_and_grads(model, p, t)[1])
+  dots = dot_operands(grad.lower(params, tokens).compile().as_text())
+  want = "bf16[" if dtype is not None else "f32["
+  assert len([d for d in dots if "300" in d[0] + d[1] + d[2]]) == 3, dots
+  # per layer: input projection and its 2 gradients, the loop's product
+  # forward and backward, W's gradient after the loop
+  assert len(dots) >= 3 + 2 * 6, dots
+  for result, lhs, rhs, dims in dots:
+    assert lhs.startswith(want) and rhs.startswith(want), dots
+    assert result.startswith("f32["), dots  # float32 accumulation
+    assert "lhs_contracting_dims={0}" not in dims, dots
+
+
+def test_output_layer_has_dense_parameters_and_initialisation():
+  """OutputLayer creates nn.Dense's tree with the same values from the same
+  key, so checkpoints and interop are unchanged."""
+  from flax import linen as nn
+  h = jnp.ones((2, 3, 8))
+  ours = models.OutputLayer(11, kernel_init=models.cells_lib.uniform_init(0.1)).init(
+      jax.random.key(0), h)
+  dense = nn.Dense(11, kernel_init=models.cells_lib.uniform_init(0.1)).init(
+      jax.random.key(0), h)
+  assert jax.tree.map(jnp.shape, ours) == jax.tree.map(jnp.shape, dense)
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(dense)):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm", "lru"])
