@@ -465,8 +465,7 @@ def _loop_scan(a, b, h0):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.complex64])
-@pytest.mark.parametrize("steps,chunk", [(1, 2), (5, 2), (16, 16), (17, 16), (37, 3),
-                                         (300, 16)])
+@pytest.mark.parametrize("steps,chunk", [(1, 2), (5, 2), (16, 16), (17, 16), (37, 3), (80, 16)])
 def test_linear_scan_equals_the_loop_with_its_gradient(steps, chunk, dtype):
   """Values and gradients (a, b, h0; complex as the LRU's) of ``linear_scan``
   and ``log_linear_scan`` against the loop: one chunk, a partial last chunk,
