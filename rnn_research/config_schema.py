@@ -408,6 +408,21 @@ def cell_option_rules() -> dict[str, Rule]:
 
 
 @functools.cache
+def supervised_schema() -> dict[str, Rule]:
+  """The top-level fields ``studies.supervised.Options.from_config`` reads,
+  shared by the agreement and encoder studies."""
+  return {
+      "optim": optim_schema(),
+      "batch_size": POSITIVE,
+      "eval_batch_size": POSITIVE,
+      "num_epochs": POSITIVE,
+      "max_steps": Int(0, note="0 = no cap"),
+      "eval_every_steps": Int(0, note="0 = once per epoch"),
+      "patience": Int(0, note="0 = never stop early"),
+      "log_every_steps": POSITIVE,
+  }
+
+
 def optim_schema() -> dict[str, Rule]:
   """``optim`` of every study (rnn_research.optim.make_optimizer)."""
   _, optim, _ = _registries()
@@ -588,14 +603,7 @@ def agreement_schema() -> Schema:
           "lowercase": Bool(),
           "bos": Str(note="'' = the vocabulary's <eos>"),
       },
-      "optim": optim_schema(),
-      "batch_size": POSITIVE,
-      "eval_batch_size": POSITIVE,
-      "num_epochs": POSITIVE,
-      "max_steps": Int(0, note="0 = no cap"),
-      "eval_every_steps": Int(0, note="0 = once per epoch"),
-      "patience": Int(0, note="0 = never stop early"),
-      "log_every_steps": POSITIVE,
+      **supervised_schema(),
       "checkpoint_every_steps": Int(0, note="0 = at dev measurements only"),
       "nonfinite": Choice(lm.NONFINITE_MODES, "nonfinite"),
       "tensorboard": Bool(),
@@ -761,12 +769,5 @@ def encoders_schema() -> Schema:
           "num_valid": POSITIVE,
           "num_test": POSITIVE,
       },
-      "optim": optim_schema(),
-      "batch_size": POSITIVE,
-      "eval_batch_size": POSITIVE,
-      "num_epochs": POSITIVE,
-      "max_steps": Int(0, note="0 = no cap"),
-      "eval_every_steps": Int(0, note="0 = once per epoch"),
-      "patience": Int(0, note="0 = never stop early"),
-      "log_every_steps": POSITIVE,
+      **supervised_schema(),
   }, checks=(_encoders_source_files,))
