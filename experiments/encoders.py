@@ -1,11 +1,13 @@
 r"""The encoder study: taggers and sentence classifiers, uni- against bidirectional.
 
   python -m experiments.encoders --config=configs/encoders.py:ud_upos \
-      --config.data.dir=../shared/data/ud_en_ewt --workdir=runs/encoders_ud
+      --config.data.dir=data/ud_en_ewt --workdir=runs/encoders_ud
 
 Variants, fields and expected results: configs/encoders.py and docs/encoders.md.
 The work is in rnn_research.studies.encoders.train_and_evaluate.
 """
+
+import pathlib
 
 from absl import flags
 from ml_collections import config_flags
@@ -21,7 +23,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory", required=True)
 
 def main(argv):
   cli.no_extra_args(argv)
-  encoders.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  results = encoders.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if not results.get("preempted"):
+    print((pathlib.Path(_WORKDIR.value) / "results.md").read_text())
 
 
 if __name__ == "__main__":

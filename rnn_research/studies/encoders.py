@@ -397,9 +397,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         identity={"run": name, "vocab_size": len(encoder.words),
                   "classes": encoder.classes},
         log_fields={"run": name}, split_prefix=f"{name}/")
-    if result.preempted:
-      raise SystemExit(f"stopped by a signal during {name}; rerun the same command "
-                       "to resume")
+    if result.preempted:  # checkpointed; as the other studies, not an error
+      logging.warning("stopped by a signal during %s; rerun the same command to "
+                      "resume", name)
+      return {"preempted": True, "run": name}
     row = {"cell": cell, "direction": direction, "num_layers": num_layers,
            "dev_accuracy": float(result.best["accuracy"]),
            "test_accuracy": float(result.figures["test"]["accuracy"]),

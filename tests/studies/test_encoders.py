@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from configs import encoders as encoders_config
+from rnn_research import checkpoint as ckpt_lib
 from rnn_research.data.corpus import DataError
 from rnn_research.studies import encoders
 
@@ -196,3 +197,26 @@ def test_a_source_reading_files_needs_a_directory():
     encoders.train_and_evaluate(config, "/nonexistent/never-written")
   with pytest.raises(DataError, match="is not a directory"):
     encoders.load_examples(tiny("sst2", **{"data.dir": "/nonexistent/sst"}))
+
+
+class _StopAtOnce(ckpt_lib.Preemption):
+  """A SIGTERM that arrived before the first step."""
+
+  def __enter__(self):
+    self.requested = True
+    return self
+
+
+def test_a_signal_stops_the_grid_without_results_and_the_rerun_finishes_it(tmp_path, monkeypatch):
+  monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+  workdir = tmp_path / "run"
+  config = tiny("test", directions="uni")
+  with monkeypatch.context() as patch:
+    patch.setattr(ckpt_lib, "Preemption", _StopAtOnce)
+    stopped = encoders.train_and_evaluate(config, str(workdir))
+  assert stopped == {"preempted": True, "run": stopped["run"]}
+  assert not (workdir / "results.json").exists()
+  assert (workdir / "checkpoints" / stopped["run"] / "latest").is_dir()
+  results = encoders.train_and_evaluate(config, str(workdir))
+  assert [r["direction"] for r in results["runs"]] == ["uni"]
+  assert (workdir / "results.json").exists()
