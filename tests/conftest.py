@@ -1,9 +1,23 @@
 """Shared test fixtures."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
+
+# One XLA compilation cache for the whole run, this process and every subprocess
+# a test starts (they inherit the environment): the suite compiles the same tiny
+# training steps many times over (every resume test runs, stops and reruns one),
+# and a compile costs more than the steps it runs. The folder is new each run, so
+# no run depends on another's programs; a cache the user set is left alone.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnn_research_xla_")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(
