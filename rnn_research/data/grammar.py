@@ -605,21 +605,28 @@ def _split_rng(seed: int, split: int) -> np.random.Generator:
   return np.random.default_rng(np.random.SeedSequence([seed, split]))
 
 
+def _sample_splits(g: Grammar, seed: int, num_train: int, num_valid: int,
+                   num_test: int, minimum: int) -> dict[str, list[Sentence]]:
+  """{'train', 'valid', 'test'}: sentences, each split from its own stream."""
+  out = {}
+  for k, (name, n) in enumerate((("train", num_train), ("valid", num_valid),
+                                 ("test", num_test))):
+    if n < minimum:
+      raise DataError(f"number of {name} sentences must be >= {minimum}, got {n}")
+    out[name] = g.sample_many(_split_rng(seed, k), n)
+  return out
+
+
 def generate_corpus(seed: int, num_train: int, num_valid: int, num_test: int,
                     grammar: Grammar | None = None) -> dict[str, list[str]]:
   """Token streams {'train', 'valid', 'test'}, ``<eos>`` after each sentence.
 
   Deterministic in ``seed``; each split has its own random stream.
   """
-  g = grammar or Grammar()
-  out = {}
-  for k, (name, n) in enumerate((("train", num_train), ("valid", num_valid),
-                                 ("test", num_test))):
-    if n < 0:
-      raise DataError(f"number of {name} sentences must be >= 0, got {n}")
-    out[name] = [t for s in g.sample_many(_split_rng(seed, k), n)
-                 for t in s.tokens]
-  return out
+  splits = _sample_splits(grammar or Grammar(), seed, num_train, num_valid,
+                          num_test, minimum=0)
+  return {name: [t for s in sents for t in s.tokens]
+          for name, sents in splits.items()}
 
 
 def split_sentences(tokens: Sequence[str]) -> list[list[str]]:
@@ -839,14 +846,9 @@ def tagging_sentences(seed: int, num_train: int, num_valid: int, num_test: int,
   The sentences of :func:`generate_corpus` with the same seed and counts.
   """
   g = grammar or Grammar()
-  out = {}
-  for k, (name, n) in enumerate((("train", num_train), ("valid", num_valid),
-                                 ("test", num_test))):
-    if n < 1:
-      raise DataError(f"number of {name} sentences must be >= 1, got {n}")
-    out[name] = [(s.tokens[:-1], sentence_tags(s.tokens, g))
-                 for s in g.sample_many(_split_rng(seed, k), n)]
-  return out
+  splits = _sample_splits(g, seed, num_train, num_valid, num_test, minimum=1)
+  return {name: [(s.tokens[:-1], sentence_tags(s.tokens, g)) for s in sents]
+          for name, sents in splits.items()}
 
 
 def classification_sentences(seed: int, num_train: int, num_valid: int, num_test: int,
@@ -859,12 +861,7 @@ def classification_sentences(seed: int, num_train: int, num_valid: int, num_test
   modifiers and the object to the end; the backward direction of a
   bidirectional one has just read it when it reaches the first word.
   """
-  g = grammar or Grammar()
-  out = {}
-  for k, (name, n) in enumerate((("train", num_train), ("valid", num_valid),
-                                 ("test", num_test))):
-    if n < 1:
-      raise DataError(f"number of {name} sentences must be >= 1, got {n}")
-    out[name] = [(s.tokens[:-1], s.number)
-                 for s in g.sample_many(_split_rng(seed, k), n)]
-  return out
+  splits = _sample_splits(grammar or Grammar(), seed, num_train, num_valid,
+                          num_test, minimum=1)
+  return {name: [(s.tokens[:-1], s.number) for s in sents]
+          for name, sents in splits.items()}
