@@ -1,6 +1,7 @@
 """Shared test fixtures."""
 
 import atexit
+import contextlib
 import os
 import pathlib
 import shutil
@@ -41,3 +42,35 @@ def tiny_lm_run(tmp_path_factory):
   from tests.studies.test_lm import tiny_config
   workdir = tmp_path_factory.mktemp("tiny_lm")
   return workdir, lm.train_and_evaluate(tiny_config(), str(workdir))
+
+
+class _PreemptAfter:
+  """Stands in for checkpoint.Preemption: asks to stop once ``n`` steps have run."""
+
+  def __init__(self, n):
+    self.n, self.checks = n, 0
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    pass
+
+  @property
+  def requested(self):
+    self.checks += 1
+    return self.checks > self.n
+
+
+@pytest.fixture
+def preempt_after():
+  """``with preempt_after(n):`` every trainer run inside asks to stop (as on
+  SIGTERM) once ``n`` steps have run."""
+  from rnn_research import checkpoint as ckpt_lib
+
+  @contextlib.contextmanager
+  def patch(n):
+    with pytest.MonkeyPatch.context() as mp:
+      mp.setattr(ckpt_lib, "Preemption", lambda: _PreemptAfter(n))
+      yield
+  return patch

@@ -199,20 +199,12 @@ def test_a_source_reading_files_needs_a_directory():
     encoders.load_examples(tiny("sst2", **{"data.dir": "/nonexistent/sst"}))
 
 
-class _StopAtOnce(ckpt_lib.Preemption):
-  """A SIGTERM that arrived before the first step."""
-
-  def __enter__(self):
-    self.requested = True
-    return self
-
-
-def test_a_signal_stops_the_grid_without_results_and_the_rerun_finishes_it(tmp_path, monkeypatch):
+def test_a_signal_stops_the_grid_without_results_and_the_rerun_finishes_it(
+    tmp_path, monkeypatch, preempt_after):
   monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
   workdir = tmp_path / "run"
   config = tiny("test", directions="uni")
-  with monkeypatch.context() as patch:
-    patch.setattr(ckpt_lib, "Preemption", _StopAtOnce)
+  with preempt_after(0):  # a SIGTERM that arrived before the first step
     stopped = encoders.train_and_evaluate(config, str(workdir))
   assert stopped == {"preempted": True, "run": stopped["run"]}
   assert not (workdir / "results.json").exists()

@@ -594,30 +594,10 @@ def test_char_run_reports_bits_per_character_beside_perplexity(char_run):
   assert "valid = the validation split" in md and "## Samples" in md
 
 
-class _PreemptAfter:
-  """Stands in for checkpoint.Preemption: asks to stop once ``n`` steps have run."""
-
-  def __init__(self, n):
-    self.n = n
-    self.checks = 0
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    pass
-
-  @property
-  def requested(self):
-    self.checks += 1
-    return self.checks > self.n
-
-
-def test_char_run_resumes_exactly_after_preemption(char_run, tmp_path, monkeypatch):
+def test_char_run_resumes_exactly_after_preemption(char_run, tmp_path, preempt_after):
   root, ref_dir, ref_results = char_run
-  monkeypatch.setattr(ckpt_lib, "Preemption", lambda: _PreemptAfter(5))
-  assert lm.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))["preempted"]
-  monkeypatch.undo()
+  with preempt_after(5):
+    assert lm.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))["preempted"]
   results = lm.train_and_evaluate(char_config(root / "play.txt"), str(tmp_path))
   assert results["valid_bpc"] == ref_results["valid_bpc"]
   assert_trees_equal(latest_params(tmp_path)[1], latest_params(ref_dir)[1])

@@ -69,26 +69,8 @@ def test_the_reference_run_trains_logs_and_keeps_its_best(reference):
   assert 0 <= rows[0]["error"] <= 1
 
 
-class _PreemptAfter:
-  """Stands in for checkpoint.Preemption: asks to stop once ``n`` steps have run."""
-
-  def __init__(self, n):
-    self.n, self.checks = n, 0
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    pass
-
-  @property
-  def requested(self):
-    self.checks += 1
-    return self.checks > self.n
-
-
 def test_preempted_mid_epoch_then_resumed_ends_like_the_run_that_never_stopped(
-    reference, tmp_path, monkeypatch):
+    reference, tmp_path, monkeypatch, preempt_after):
   """Preempted after step 9 (mid-epoch 2): the checkpoint saved there is the
   only one past step 6, and the rerun trains steps 10-24 only and ends with the reference's parameters,
   figures and metrics.jsonl, bitwise.
@@ -96,10 +78,9 @@ def test_preempted_mid_epoch_then_resumed_ends_like_the_run_that_never_stopped(
   Catches: resume replaced by restart (the rerun fetches 24 batches, not 15);
   the data order not a function of the epoch, or dropout not of the step
   (other parameters)."""
-  monkeypatch.setattr(ckpt_lib, "Preemption", lambda: _PreemptAfter(9))
-  _, _, out = toy.fit(tmp_path)
+  with preempt_after(9):
+    _, _, out = toy.fit(tmp_path)
   assert out.preempted and out.steps == 9
-  monkeypatch.undo()
   fetched = []
   real = toy.Batches.__getitem__
   monkeypatch.setattr(toy.Batches, "__getitem__",
