@@ -1,5 +1,5 @@
 """Subject-verb agreement data: readers for the published formats, synthetic
-sets, and padded batches of prefixes.
+sets, and encoded prefixes (padded and batched by :mod:`~.batching`).
 
 The study asks whether a network picks the verb's number by the subject or by
 the nearest noun ("The writer of the books ___"). An item is a prefix (the
@@ -35,7 +35,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from rnn_research.data.batching import batch_indices, pad_batch  # noqa: F401 (this module's API)
 from rnn_research.data.corpus import DataError, Vocab, numbered_lines
 
 PAD = "<pad>"

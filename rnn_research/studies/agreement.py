@@ -52,6 +52,7 @@ from rnn_research import optim as optim_lib
 from rnn_research.studies import lm
 from rnn_research.studies import supervised
 from rnn_research.data import agreement as data_lib
+from rnn_research.data import batching
 from rnn_research.data import fetch
 from rnn_research.data.corpus import DataError, Vocab
 from rnn_research.models import LanguageModel, SentenceClassifier
@@ -143,7 +144,7 @@ def make_batch(data: data_lib.EncodedItems, idx: np.ndarray, batch_size: int,
   bucket, not once per batch)."""
   n = len(idx)
   idx = np.concatenate([idx, np.full(batch_size - n, idx[0])])  # (B,)
-  tokens, lengths = data_lib.pad_batch(data.tokens[idx], data.lengths[idx],
+  tokens, lengths = batching.pad_batch(data.tokens[idx], data.lengths[idx],
                                        padding)
   weights = (np.arange(batch_size) < n).astype(np.float32)
   labels = np.maximum(data.labels[idx], 0).astype(np.float32)
@@ -194,7 +195,7 @@ def predict_logits(model: SentenceClassifier, params,
   """Plural logits (N,) for every item, in the items' order."""
   out = np.zeros(len(data), np.float32)
   logits_fn = jit_for(_logits, model)
-  for idx in data_lib.batch_indices(data.lengths, batch_size):
+  for idx in batching.batch_indices(data.lengths, batch_size):
     b = make_batch(data, idx, batch_size, padding)
     out[idx] = np.asarray(logits_fn(params, b.tokens, b.lengths))[:len(idx)]
   return out
@@ -243,7 +244,7 @@ def train_classifier(config: ml_collections.ConfigDict, cell: str, vocab_size: i
   def train_batches(epoch):  # the order of an epoch depends on (seed, epoch) only
     rng = np.random.default_rng([config.seed, epoch])
     return [make_batch(train, idx, batch_size, padding)
-            for idx in data_lib.batch_indices(train.lengths, batch_size, rng)]
+            for idx in batching.batch_indices(train.lengths, batch_size, rng)]
 
   def evaluate(params, split):
     data = sets[split]

@@ -209,28 +209,6 @@ def test_encode_right_pads_keeps_last_words_and_maps_unknown_words():
   assert enc.labels.tolist() == [0, 1] and enc.n_attractors.tolist() == [0, 1]
 
 
-def test_pad_batch_left_puts_words_last_and_reads_the_whole_row():
-  tokens = np.array([[5, 6, 0], [7, 8, 9]], np.int32)
-  lengths = np.array([2, 3], np.int32)
-  right, right_len = agr.pad_batch(tokens, lengths, "right", multiple=4)
-  assert right.tolist() == [[5, 6, 0, 0], [7, 8, 9, 0]]
-  assert right_len.tolist() == [2, 3]
-  left, left_len = agr.pad_batch(tokens, lengths, "left", multiple=4)
-  assert left.tolist() == [[0, 0, 5, 6], [0, 7, 8, 9]]
-  assert left_len.tolist() == [4, 4]
-
-
-def test_batch_indices_cover_every_item_once_in_length_buckets():
-  lengths = np.random.default_rng(0).integers(1, 40, size=1000)
-  batches = agr.batch_indices(lengths, 16, np.random.default_rng(1), bucket=10)
-  flat = np.concatenate(batches)
-  assert sorted(flat.tolist()) == list(range(1000))
-  spread = np.mean([np.ptp(lengths[b]) for b in batches])
-  assert spread < 10  # random batches would spread over ~35
-  again = agr.batch_indices(lengths, 16, np.random.default_rng(2), bucket=10)
-  assert not np.array_equal(flat, np.concatenate(again))
-
-
 def test_synthetic_items_have_the_requested_attractors_and_both_numbers():
   items = agr.synthetic_items(seed=0, n_attractors=2, num_items=20)
   assert {it.n_attractors for it in items} == {2}

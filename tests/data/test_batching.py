@@ -1,9 +1,10 @@
-"""batchify and LMBatches: shapes, shifted targets, contiguous streams."""
+"""batchify and LMBatches: shapes, shifted targets, contiguous streams; padding
+and length-bucketed batches of whole sentences."""
 
 import numpy as np
 import pytest
 
-from rnn_research.data.batching import LMBatches, batchify
+from rnn_research.data.batching import LMBatches, batch_indices, batchify, pad_batch
 from rnn_research.data.corpus import DataError
 
 
@@ -62,3 +63,25 @@ def test_batches_are_read_only():
   inputs, _ = LMBatches(np.arange(100), batch_size=2, bptt=5)[0]
   with pytest.raises(ValueError):
     inputs[0, 0] = 7
+
+
+def test_pad_batch_left_puts_words_last_and_reads_the_whole_row():
+  tokens = np.array([[5, 6, 0], [7, 8, 9]], np.int32)
+  lengths = np.array([2, 3], np.int32)
+  right, right_len = pad_batch(tokens, lengths, "right", multiple=4)
+  assert right.tolist() == [[5, 6, 0, 0], [7, 8, 9, 0]]
+  assert right_len.tolist() == [2, 3]
+  left, left_len = pad_batch(tokens, lengths, "left", multiple=4)
+  assert left.tolist() == [[0, 0, 5, 6], [0, 7, 8, 9]]
+  assert left_len.tolist() == [4, 4]
+
+
+def test_batch_indices_cover_every_item_once_in_length_buckets():
+  lengths = np.random.default_rng(0).integers(1, 40, size=1000)
+  batches = batch_indices(lengths, 16, np.random.default_rng(1), bucket=10)
+  flat = np.concatenate(batches)
+  assert sorted(flat.tolist()) == list(range(1000))
+  spread = np.mean([np.ptp(lengths[b]) for b in batches])
+  assert spread < 10  # random batches would spread over ~35
+  again = batch_indices(lengths, 16, np.random.default_rng(2), bucket=10)
+  assert not np.array_equal(flat, np.concatenate(again))
