@@ -461,25 +461,27 @@ def check_ud_en_ewt(files: Files) -> list[str]:
 
 
 # Stanford Sentiment Treebank.
-SST_LEAF = re.compile(r"\(([0-4]) ([^() ]+)\)")
 SST_PUBLISHED = {"train": (8_544, 318_582, 6_920), "dev": (1_101, 41_447, 872),
                  "test": (2_210, 82_600, 1_821)}
 
 
-def sst2_sentences(trees: str) -> str:
+def _sst_trees(trees: str, source: str):
+  """(root label, words, phrases) of each tree line (labelled.parse_sst_tree)."""
+  # Imported here: labelled imports corpus, which imports this module.
+  from rnn_research.data import labelled  # pylint: disable=g-import-not-at-top
+  return [labelled.parse_sst_tree(source, lineno, line)
+          for lineno, line in enumerate(trees.splitlines(), start=1)]
+
+
+def sst2_sentences(trees: str, source: str = "SST trees") -> str:
   """The binary sentence split of SST trees: root label 0/1 -> 0, 3/4 -> 1,
   neutral (2) dropped; ``LABEL<TAB>leaf tokens joined by single spaces``."""
+  from rnn_research.data import labelled  # pylint: disable=g-import-not-at-top
   out = []
-  for lineno, line in enumerate(trees.splitlines(), start=1):
-    m = re.match(r"\(([0-4]) ", line)
-    if not m:
-      raise ValueError(f"SST tree line {lineno} does not start with "
-                       f"'(LABEL ': {line[:40]!r}")
-    root = int(m.group(1))
-    if root == 2:
-      continue
-    words = " ".join(w.group(2) for w in SST_LEAF.finditer(line)).split()
-    out.append(f"{int(root > 2)}\t{' '.join(words)}\n")
+  for root, words, _ in _sst_trees(trees, source):
+    label = labelled.sst_label(root, "binary")
+    if label is not None:
+      out.append(f"{label}\t{' '.join(words)}\n")
   return "".join(out)
 
 
@@ -506,7 +508,8 @@ def convert_sst(zip_bytes: bytes) -> Files:
     if text and not text.endswith("\n"):
       text += "\n"
     out[f"{split}.txt"] = text.encode("utf-8")
-    out[f"sst2_sentences.{split}.tsv"] = sst2_sentences(text).encode("utf-8")
+    out[f"sst2_sentences.{split}.tsv"] = sst2_sentences(
+        text, f"trees/{split}.txt").encode("utf-8")
   return out
 
 
@@ -516,9 +519,8 @@ def check_sst(files: Files) -> list[str]:
   c = _Checker("sst")
   report = []
   for split, (trees, nodes, binary) in SST_PUBLISHED.items():
-    text = files[f"{split}.txt"].decode("utf-8")
-    n_trees = len(text.splitlines())
-    n_nodes = len(re.findall(r"\([0-4] ", text))
+    parsed = _sst_trees(files[f"{split}.txt"].decode("utf-8"), f"{split}.txt")
+    n_trees, n_nodes = len(parsed), sum(len(phrases) for _, _, phrases in parsed)
     n_binary = len(files[f"sst2_sentences.{split}.tsv"].splitlines())
     report.append(
         f"{split}: {c.expect(f'{split} trees', n_trees, trees)} trees, "

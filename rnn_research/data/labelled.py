@@ -138,9 +138,10 @@ def find_treebank_files(directory: str | pathlib.Path) -> dict[str, pathlib.Path
 # SST trees.
 
 
-def _parse_tree(path, lineno: int, line: str):
+def parse_sst_tree(path, lineno: int, line: str):
   """(label, words, phrases) of one bracketed tree; phrases (label, words)
-  for every node, the root first."""
+  for every node, the root first. ``path`` and ``lineno`` name the line in
+  the :class:`DataError` of a malformed tree."""
   tokens = _TREE_TOKEN.findall(line)
   pos = 0
 
@@ -180,7 +181,8 @@ def _parse_tree(path, lineno: int, line: str):
   return label, tuple(words), phrases
 
 
-def _sst_label(label: int, mode: str) -> str | None:
+def sst_label(label: int, mode: str) -> str | None:
+  """The class of SST label 0-4 in ``mode`` (None: neutral, dropped in binary)."""
   if mode == "fine":
     return str(label)
   return None if label == 2 else str(int(label > 2))
@@ -206,9 +208,9 @@ def read_sst_trees(path: str | pathlib.Path, mode: str = "binary",
   for lineno, line in numbered_lines(path):
     if not line.strip():
       continue
-    root, words, nodes = _parse_tree(path, lineno, line)
+    root, words, nodes = parse_sst_tree(path, lineno, line)
     for label, span in (nodes if phrases else [(root, words)]):
-      y = _sst_label(label, mode)
+      y = sst_label(label, mode)
       if y is None or (phrases and unique and (span, y) in seen):
         continue
       seen.add((span, y))
