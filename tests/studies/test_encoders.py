@@ -48,6 +48,7 @@ def tiny(variant, **changes):
   config.eval_every_steps = 0
   config.log_every_steps = 1
   config.directions = "bi"
+  config.cells = "lstm"
   config.data.min_count = 1
   for key, value in changes.items():
     node = config
