@@ -34,6 +34,9 @@ beside it) and accuracy.png. Variants (``--config=configs/encoders.py:VARIANT``)
     python -m experiments.encoders --config=configs/encoders.py:sst2 \\
         --config.data.dir=../shared/data/sst --workdir=runs/encoders_sst2
 
+  Measured (docs/encoders.md): test accuracy SST-2 BiLSTM 84.95%, LSTM
+  83.09% (22 minutes beside other jobs); SST-5 44.16% and 42.31% (12).
+
 * ``test``: tiny, seconds, for tests.
 
 Measured figures and wall times: docs/encoders.md.
