@@ -173,22 +173,22 @@ def get_config(arg: str = "synthetic") -> ml_collections.ConfigDict:
     config.data.source = "sst"
     config.data.dir = "data/sst"
     config.data.sst_mode = "binary" if arg == "sst2" else "fine"
-    config.model.hidden_size = 100
-    config.model.embed_size = 100
-    config.model.dropout_rate = 0.3
-    config.data.min_count = 1
-    config.data.lowercase = True
-    config.batch_size = 64
-    config.num_epochs = 4
-    config.eval_every_steps = 300
+    # Each variant's sizes as measured (docs/encoders.md). sst2 is larger and
+    # more regularised: BiLSTM test 84.95% against 84.73% at sst5's sizes.
     if arg == "sst2":
-      # Larger and more regularised than sst5's sizes (docs/encoders.md:
-      # BiLSTM test 84.95% against 84.73% with 100-dim words, 100 units,
-      # dropout 0.3 and 4 epochs); both as measured.
       config.model.hidden_size = 200
       config.model.embed_size = 300
       config.model.dropout_rate = 0.5
       config.num_epochs = 6
+    else:
+      config.model.hidden_size = 100
+      config.model.embed_size = 100
+      config.model.dropout_rate = 0.3
+      config.num_epochs = 4
+    config.data.min_count = 1
+    config.data.lowercase = True
+    config.batch_size = 64
+    config.eval_every_steps = 300
     config.patience = 4
   elif arg == "test":
     config.cells = "lstm"
