@@ -370,6 +370,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     rng = np.random.default_rng([config.seed, epoch])
     return labelled.batches(enc["train"], config.batch_size, rng, spellings, min_width)
 
+  # Epoch 0's batches, built once for the grid: the first shapes every
+  # model's initialisation, their count sets every schedule.
+  first_epoch = train_batches(0)
+  steps_per_epoch = len(first_epoch)
   runs = []
   for cell, direction, num_layers in combos:
     name = run_name(cell, direction, num_layers)
@@ -380,11 +384,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       continue
     model = build_model(config, tagging, cell, direction, num_layers, encoder)
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
-    first = train_batches(0)[0]
     params = jax.jit(lambda k, b: model.init(k, **_init_inputs(model, b)))(
-        init_key, first)["params"]
+        init_key, first_epoch[0])["params"]
     loss_fn = make_loss_fn(model)
-    steps_per_epoch = len(train_batches(0))
     options = supervised.Options.from_config(config, monitor=("error", "loss"))
     result = supervised.fit(
         workdir, params=params,
