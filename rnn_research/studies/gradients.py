@@ -311,12 +311,18 @@ def run_cells(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 # ---------------------------------------------------------------------------
 # long_range
 
-INITS = ("default", "identity", "orthogonal", "chrono", "forget0")
+INITS = ("default", "identity", "orthogonal", "chrono", "forget0", "ring")
 """Initialisations a ``long_range`` model can name after its cell ('lstm/chrono'):
 ``default`` (the cell's own: orthogonal W_h per gate, zero biases, LSTM
 forget bias 1), ``identity`` (W_h = I; with rnn_relu the IRNN of Le et al.
 2015), ``orthogonal`` (said explicitly), ``chrono`` (Tallec & Ollivier 2018,
-T_max = the task's sequence length), ``forget0`` (LSTM forget bias 0)."""
+T_max = the task's sequence length), ``forget0`` (LSTM forget bias 0),
+``ring`` (the LRU's eigenvalue moduli on Orvieto et al. 2023's long-range
+ring, r_min = 0.9, r_max = 0.999: ``LRU_RING``)."""
+
+LRU_RING = {"r_min": 0.9, "r_max": 0.999}
+"""Orvieto et al. 2023's ring for long-range tasks (their sCIFAR and
+Pathfinder settings); the cell's own default is the whole disc, [0, 1]."""
 
 
 def parse_model(spec: str) -> tuple[str, str]:
@@ -336,7 +342,7 @@ def init_options(cell: str, init: str, seq_len: int) -> dict:
   options = {"default": {}, "identity": {"recurrent_kernel_init": "identity"},
              "orthogonal": {"recurrent_kernel_init": "orthogonal"},
              "chrono": {"chrono_t_max": float(max(seq_len, 3))},
-             "forget0": {"forget_bias": 0.0}}[init]
+             "forget0": {"forget_bias": 0.0}, "ring": dict(LRU_RING)}[init]
   cells_lib.get_cell(cell, hidden_size=1, **options)  # refuses an option the cell lacks
   return options
 
