@@ -36,8 +36,20 @@ expected to reach 1.47 nats per character (not measured):
     python -m experiments.lm_perplexity --config=configs/shakespeare.py:gpu \
         --workdir=runs/shakespeare_gpu
 
+feng: Feng et al. 2024's comparison ("Were RNNs All We Needed?"): 3 residual
+layers of 384 units, nanoGPT's shakespeare_char training (batch 64, window
+256, dropout 0.2, Adam 1e-3 with a cosine, 5,000 updates = 82 epochs), for
+the parallel cells, where the paper reports 1.548 (minGRU) and 1.555
+(minLSTM) nats per character:
+
+    python -m experiments.lm_perplexity --config=configs/shakespeare.py:feng,mingru \
+        --workdir=runs/shakespeare_feng_mingru
+
+  docs/parallel_recurrences.md has what a CPU budget measures and how the
+  set-up differs from the paper's blocks.
+
 Any variant with another cell: ``--config=configs/shakespeare.py:cpu,gru``
-(lstm, gru or elman).
+(lstm, gru, elman, mingru, minlstm or lru).
 
 docs/char_lm.md has every measured figure with the command behind it.
 """
@@ -47,13 +59,18 @@ import ml_collections
 from configs import default
 
 # Cells of the comparison (``:cpu,gru``) and their options.
-CELLS = {"lstm": {"forget_bias": 1.0}, "gru": {}, "elman": {}}
+CELLS = {"lstm": {"forget_bias": 1.0}, "gru": {}, "elman": {},
+         "mingru": {}, "minlstm": {}, "lru": {}}
 
 VARIANTS = {
-    # layers, hidden, dropout, batch, bptt, epochs, learning rate, steps between validations
-    "cpu": (1, 256, 0.0, 32, 64, 2, 3e-3, 100),
-    "target": (2, 512, 0.2, 32, 128, 10, 2e-3, 100),
-    "gpu": (3, 1024, 0.3, 64, 256, 30, 1e-3, 0),
+    # layers, hidden, dropout, batch, bptt, epochs, learning rate, steps between
+    # validations, connection between layers
+    "cpu": (1, 256, 0.0, 32, 64, 2, 3e-3, 100, "none"),
+    "target": (2, 512, 0.2, 32, 128, 10, 2e-3, 100, "none"),
+    "gpu": (3, 1024, 0.3, 64, 256, 30, 1e-3, 0, "none"),
+    # nanoGPT's shakespeare_char schedule: 5,000 updates of 64 x 256 characters
+    # are 82 epochs of the 1,003,854 training characters.
+    "feng": (3, 384, 0.2, 64, 256, 82, 1e-3, 250, "residual"),
 }
 
 
@@ -67,7 +84,7 @@ def get_config(arg: str | None = None):
   if cell not in CELLS:
     raise ValueError(f"unknown cell {cell!r} in configs/shakespeare.py:{arg}; "
                      f"valid: {', '.join(CELLS)}")
-  layers, hidden, dropout, batch, bptt, epochs, lr, eval_every = VARIANTS[variant]
+  layers, hidden, dropout, batch, bptt, epochs, lr, eval_every, connection = VARIANTS[variant]
   c = default.get_config()
   c.name = f"{layers}x{hidden} {cell} character model ({variant})"
   c.num_epochs = epochs
@@ -79,6 +96,7 @@ def get_config(arg: str | None = None):
   c.model.hidden_size = hidden
   c.model.embed_size = 0
   c.model.dropout_rate = dropout
+  c.model.connection = connection
   c.model.init_scale = 0.0  # LeCun-normal inputs, orthogonal recurrence
   # The LSTM's forget gate starts open (Gers et al. 2000; Jozefowicz et al. 2015).
   c.model.cell_options = ml_collections.ConfigDict(CELLS[cell])

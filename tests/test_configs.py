@@ -110,3 +110,21 @@ def test_ptb_schedule_decays_first_in_the_epoch_after_decay_after_epochs():
   rate = lambda epoch: float(schedule((epoch - 1) * 100))  # epoch counted from 1
   assert [rate(e) for e in (1, 4, 5, 6, 13)] == pytest.approx(
       [1.0, 1.0, 0.5, 0.25, 0.5 ** 9])
+
+
+@pytest.mark.parametrize("variant", ["cpu", "feng"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman", "mingru", "minlstm", "lru"])
+def test_shakespeare_takes_every_cell_by_name(variant, cell):
+  from configs import shakespeare
+  from rnn_research import config_schema
+  config = shakespeare.get_config(f"{variant},{cell}")
+  config_schema.validate(config, config_schema.lm_schema())
+  assert config.model.cell == cell
+  model = lm.build_model(config, vocab_size=65)
+  params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, 3), jnp.int32),
+                          model.initial_carries(2))["params"]
+  assert [k for k in params["rnn"] if k.startswith("layer_")] == [
+      f"layer_{i}" for i in range(config.model.num_layers)]
+  if variant == "feng":  # Feng et al.'s stack: 3 residual layers of 384 units
+    assert (config.model.num_layers, config.model.hidden_size, config.model.connection,
+            config.data.batch_size, config.data.bptt) == (3, 384, "residual", 64, 256)
