@@ -213,3 +213,20 @@ def test_a_signal_stops_the_grid_without_results_and_the_rerun_finishes_it(
   results = encoders.train_and_evaluate(config, str(workdir))
   assert [r["direction"] for r in results["runs"]] == ["uni"]
   assert (workdir / "results.json").exists()
+
+
+
+# Each parallel cell once, bidirectional, as a tagger (the synthetic tagging
+# task) or as a sentence classifier, under its registered name.
+@pytest.mark.parametrize("variant, cells", [("test", "lru"), ("sst2", "mingru,minlstm")])
+def test_the_parallel_cells_run_by_name_as_tagger_and_classifier(tmp_path, monkeypatch,
+                                                                variant, cells):
+  monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+  directions = "bi"
+  data = {"data.dir": str(_sst(tmp_path / "sst"))} if variant == "sst2" else {}
+  config = tiny(variant, **data, cells=cells, directions=directions)
+  results = encoders.train_and_evaluate(config, str(tmp_path / "run"))
+  assert [(r["cell"], r["direction"]) for r in results["runs"]] == [
+      (c, d) for c in cells.split(",") for d in directions.split(",")]
+  for run in results["runs"]:
+    assert 0 <= run["test_accuracy"] <= 1 and run["params"] > 0
