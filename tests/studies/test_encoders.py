@@ -215,7 +215,6 @@ def test_a_signal_stops_the_grid_without_results_and_the_rerun_finishes_it(
   assert (workdir / "results.json").exists()
 
 
-
 # Each parallel cell once, bidirectional, as a tagger (the synthetic tagging
 # task) or as a sentence classifier, under its registered name.
 @pytest.mark.parametrize("variant, cells", [("test", "lru"), ("sst2", "mingru,minlstm")])
