@@ -686,11 +686,25 @@ class LRUCell(LinearRecurrenceCell):
   D ~ N(0, 1), a diagonal (H,) when D_in = H as in the paper, else a dense
   (D_in, H) kernel with LeCun-normal initialisation.
 
+  With ``glu`` the output is the channel mixer of the paper's sequence layer
+  (the S5 layer its experiments stack), applied to each step's y:
+
+  .. math::
+      u_t = \operatorname{GELU}(y_t), \qquad
+      o_t = (W_v u_t + c_v) \odot \sigma(W_g u_t + c_g)
+
+  with W_v, W_g (H, H); the layer's residual is the stack's
+  ``connection='residual'``. GELU is flax's ``nn.gelu`` (the tanh form).
+  Without ``glu`` a stack of LRU layers is linear in its inputs: the paper's
+  model has all its nonlinearity in this mixer.
+
   Parameters (row-major, like the other cells): ``nu_log``, ``theta_log``,
   ``gamma_log`` (N,); ``input/kernel`` (D_in, 2N) = [Re B^T | Im B^T];
   ``output_kernel`` (2N, H) = [Re C^T ; Im C^T]; ``skip/scale`` (H,) or
-  ``skip/kernel`` (D_in, H).
-  The carry is real, (B, 2N) = [Re s, Im s]; the output is y.
+  ``skip/kernel`` (D_in, H); with ``glu``, ``glu_mixer/kernel`` (H, 2H) =
+  [W_v^T | W_g^T] and ``glu_mixer/bias`` (2H,) = [c_v | c_g], LeCun-normal
+  and zero as flax's Dense.
+  The carry is real, (B, 2N) = [Re s, Im s]; the output is y (o with ``glu``).
   """
 
   state_size: int = 0  # N; 0 = hidden_size
@@ -699,6 +713,7 @@ class LRUCell(LinearRecurrenceCell):
   r_min: float = 0.0
   r_max: float = 1.0
   max_phase: float = 6.28
+  glu: bool = False  # the sequence layer's GELU + GLU on the output
 
   num_gates = 2  # the real and imaginary halves of B x
 
@@ -736,6 +751,9 @@ class LRUCell(LinearRecurrenceCell):
         lambda key, shape, dtype=jnp.float32: jax.random.normal(key, shape, dtype) / jnp.sqrt(n),
         (2 * n, self.hidden_size), self.param_dtype)
     self.skip = _Skip(self.hidden_size, self.dtype, self.param_dtype)
+    if self.glu:
+      self.glu_mixer = nn.Dense(2 * self.hidden_size, dtype=self.dtype,
+                                param_dtype=self.param_dtype, dot_general=float32_dot)
 
   def eigenvalues(self) -> Array:
     """lambda, (N,) complex64."""
@@ -761,7 +779,11 @@ class LRUCell(LinearRecurrenceCell):
   def readout(self, state: Array, px) -> Array:
     # Re(C s) = Re s Re C^T - Im s Im C^T
     parts = jnp.concatenate([jnp.real(state), -jnp.imag(state)], axis=-1)  # (..., 2N)
-    return recurrent_product(parts, self.output_kernel, self.dtype) + px[..., 2 * self.num_states:]
+    y = recurrent_product(parts, self.output_kernel, self.dtype) + px[..., 2 * self.num_states:]
+    if not self.glu:
+      return y
+    value, gate = jnp.split(self.glu_mixer(nn.gelu(y)).astype(jnp.float32), 2, axis=-1)
+    return value * jax.nn.sigmoid(gate)
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape):

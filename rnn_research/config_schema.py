@@ -404,6 +404,7 @@ def cell_option_rules() -> dict[str, Rule]:
       "r_min": Float(0.0, 1.0),  # lru; r_min <= r_max is the cell's own check
       "r_max": Float(0.0, 1.0),  # lru
       "max_phase": Float(above=0.0),  # lru
+      "glu": Bool(),  # lru
   }
 
 

@@ -265,9 +265,10 @@ def test_minlstm_matches_equation():
   np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("glu", [False, True], ids=["y", "glu"])
 @pytest.mark.parametrize("d_in", [H, D])  # diagonal D (the paper's) or a dense one
-def test_lru_matches_equation(d_in):
-  cell = cells.LRUCell(H, state_size=3)
+def test_lru_matches_equation(d_in, glu):
+  cell = cells.LRUCell(H, state_size=3, glu=glu)
   x = jax.random.normal(jax.random.key(10), (B, d_in))
   carry = random_carry(cell, 20)
   variables = random_variables(cell, carry, x)
@@ -282,6 +283,10 @@ def test_lru_matches_equation(d_in):
   s = lam * s + np.exp(p["gamma_log"]) * (xs @ b_mat.T)
   skip = p["skip"]["scale"] * xs if d_in == H else xs @ p["skip"]["kernel"]
   want_y = (s @ c_mat.T).real + skip
+  if glu:  # GELU's tanh form, then value * sigmoid(gate)
+    u = 0.5 * want_y * (1 + np.tanh(np.sqrt(2 / np.pi) * (want_y + 0.044715 * want_y ** 3)))
+    mixed = u @ p["glu_mixer"]["kernel"] + p["glu_mixer"]["bias"]
+    want_y = mixed[:, :H] * sigmoid(mixed[:, H:])
   np.testing.assert_allclose(new_carry, np.concatenate([s.real, s.imag], -1),
                              rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-5)

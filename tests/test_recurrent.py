@@ -398,6 +398,7 @@ LINEAR_CELLS = {
     "minlstm": functools.partial(cells.MinLSTMCell, H),
     "minlstm_log": functools.partial(cells.MinLSTMCell, H, log_space=True),
     "lru": functools.partial(cells.LRUCell, H, state_size=3),
+    "lru_glu": functools.partial(cells.LRUCell, H, state_size=3, glu=True),
 }
 
 
