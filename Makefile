@@ -24,8 +24,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m experiments.lm_perplexity --config=configs/demo.py --workdir=runs/demo
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; auto = one per core, at
+# most 4), each test file whole in one of them, so a file's module fixtures are
+# built once; files go out in collection order, the longest first (tests/conftest.py).
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	MPLCONFIGDIR=$${MPLCONFIGDIR:-$$(mktemp -d)} $(PY) -m pytest -q --durations=15
+	MPLCONFIGDIR=$${MPLCONFIGDIR:-$$(mktemp -d)} $(PY) -m pytest -q --durations=15 \
+	  -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 
 data: $(if $(NAME),$(STAMP))
 	@test -n "$(NAME)" || { echo "usage: make data NAME=<ptb|wikitext2|ud_en_ewt|sst|tinyshakespeare|linzen2016|ud:UD_Lang-Treebank>"; exit 2; }
