@@ -111,6 +111,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.samples = ml_collections.ConfigDict({"temperatures": (0.5, 1.0), "num": 2, "length": 0,
                                          "seed": 0, "grammar_sentences": 1000})
 
-  # Published figures shown beside ours in results.md (valid/test perplexity).
-  c.paper = ml_collections.ConfigDict({"source": "", "valid": 0.0, "test": 0.0, "params": ""})
+  # Published figures shown beside ours in results.md (valid/test perplexity), and the
+  # paper's cell ('' = the config's), which the row names when another cell is trained.
+  c.paper = ml_collections.ConfigDict({"source": "", "valid": 0.0, "test": 0.0, "params": "",
+                                       "cell": ""})
   return c

@@ -91,4 +91,5 @@ def get_config(arg: str | None = None):
   c.optim.loss_sum_over_time = True
   c.paper.source = f"Zaremba et al. 2014 {variant} (paper)"
   c.paper.valid, c.paper.test, c.paper.params = valid, test, params
+  c.paper.cell = "lstm"
   return c

@@ -527,6 +527,7 @@ def lm_schema() -> Schema:
           "valid": Float(0.0),
           "test": Float(0.0, note="0 = no published row"),
           "params": Str(),
+          "cell": Str(note="'' = the config's cell"),
       },
   }, checks=(_tied_sizes, _fractions))
 

@@ -91,7 +91,8 @@ def test_ptb_variant_holds_zaremba_et_al_hyperparameters_in_every_field(variant)
   base = _flat(default.get_config().to_dict())
   expected = {**_PTB_COMMON, **_PTB[variant],
               "name": f"Zaremba et al. 2014 {variant} (ours)",
-              "paper.source": f"Zaremba et al. 2014 {variant} (paper)"}
+              "paper.source": f"Zaremba et al. 2014 {variant} (paper)",
+              "paper.cell": "lstm"}
   for field, value in expected.items():
     assert config[field] == pytest.approx(value) if isinstance(value, float) else (
         config[field] == value), (field, config[field], value)

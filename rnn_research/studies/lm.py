@@ -466,7 +466,8 @@ def results_markdown(config, results: dict) -> str:
                                                "test_nats")]
   paper = config.get("paper")
   if paper and paper.get("test"):
-    rows.append([f"{paper.get('source', 'paper')}", m.cell, m.num_layers, m.hidden_size,
+    rows.append([f"{paper.get('source', 'paper')}", paper.get("cell") or m.cell,
+                 m.num_layers, m.hidden_size,
                  paper.get("params", ""), ppl(paper.get("valid")), ppl(paper.get("test"))])
   if "optimal_test_ppl" in results:
     rows.append(["true grammar (optimum)", "-", "-", "-", "-",

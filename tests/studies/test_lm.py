@@ -621,3 +621,16 @@ def test_grammar_model_results_say_what_it_generates(reference_run):
   assert 0 <= generated["generable"] <= generated["agreement_parsed"] <= 50
   md = (workdir / "results.md").read_text()
   assert "## What the model generates" in md and "\n3. " in md
+
+
+@pytest.mark.parametrize("cell", ["lstm", "mingru"])
+def test_published_row_names_the_papers_cell_whatever_cell_is_trained(cell):
+  from configs import ptb
+  config = ptb.get_config("small")
+  with config.unlocked():
+    config.model.cell = cell
+  md = lm.results_markdown(config, {"num_params": 4_651_600, "valid_ppl": 130.0,
+                                    "test_ppl": 125.0})
+  ours, paper = [line for line in md.splitlines() if line.startswith("| Zaremba")]
+  assert ours.split(" | ")[1] == cell
+  assert paper.split(" | ")[1] == "lstm" and "120.70 | 114.50" in paper
