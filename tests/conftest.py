@@ -21,7 +21,7 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TESTS = pathlib.Path(__file__).resolve().parent
+TESTS = REPO / "tests"
 
 # `make test` runs the suite in two or more pytest-xdist workers, each test file
 # whole in one of them, handed out in collection order. The files that take
@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items):
   rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
 
   def key(item):
-    path = pathlib.Path(str(item.path)).resolve()
+    path = item.path.resolve()
     name = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else ""
     return rank.get(name, len(rank))
 
