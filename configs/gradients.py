@@ -136,8 +136,15 @@ def get_config(arg: str = "spectral") -> ml_collections.ConfigDict:
   for task, lengths in (("adding", "10,50"), ("copy", "10"), ("recall", "10,50")):
     config.long_range[task] = ml_collections.ConfigDict(
         {"lengths": lengths, "train_steps": 500, "models": ""})
-  # Units of the one recurrent layer (the papers use 128; 64 fits the CPU).
+  # Units per recurrent layer (the papers use 128; 64 fits the CPU).
   config.long_range.hidden_size = 64
+  # Recurrent layers (the papers: one) and the connection between them
+  # (recurrent.CONNECTIONS; residual, as Orvieto et al. stack the LRU).
+  config.long_range.num_layers = 1
+  config.long_range.connection = "none"
+  # Options added to every model's cell, beside its initialisation's (e.g.
+  # '{"glu": True}' for the LRU's GELU + GLU mixer); each must suit every cell.
+  config.long_range.cell_options = ml_collections.ConfigDict()
   # Sequences per training step (Arjovsky et al.: 20); held-out sequences
   # for the final error.
   config.long_range.batch_size = 20

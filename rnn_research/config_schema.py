@@ -638,8 +638,9 @@ def _long_range_schema() -> dict:
   before anything trains.
   """
   from rnn_research.data import memory_tasks
+  _, _, recurrent = _registries()
   models = Str(note="comma-separated cell[/init], init one of default, identity, "
-               "orthogonal, chrono, forget0")
+               "orthogonal, chrono, forget0, ring")
   task = lambda min_length: {
       "lengths": ListOf(Int(min_length), nonempty=True),
       "train_steps": POSITIVE,
@@ -652,6 +653,10 @@ def _long_range_schema() -> dict:
       "copy": task(1),
       "recall": task(1),
       "hidden_size": POSITIVE,
+      "num_layers": POSITIVE,
+      "connection": Choice(recurrent.CONNECTIONS, "connection"),
+      # every model's cell must take these: gradients.init_options checks each
+      "cell_options": CellOptions(cell_option_rules()),
       "batch_size": POSITIVE,
       "eval_size": POSITIVE,
       "seeds": POSITIVE,

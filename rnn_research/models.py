@@ -377,19 +377,22 @@ class SequenceModel(nn.Module):
 
   Attributes:
     num_outputs: outputs per step (1 for a regression, classes otherwise).
-    cell, hidden_size, num_layers, cell_options, unroll: as ``LanguageModel``.
+    cell, hidden_size, num_layers, connection, cell_options, unroll: as
+      ``LanguageModel``.
   """
 
   num_outputs: int
   cell: str = "lstm"
   hidden_size: int = 128
   num_layers: int = 1
+  connection: str = "none"
   cell_options: Any = None
   unroll: int = 1
 
   def setup(self):
     self.rnn = StackedRNN(cell_factory(self.cell, self.hidden_size, self.cell_options),
-                          num_layers=self.num_layers, unroll=self.unroll)
+                          num_layers=self.num_layers, connection=self.connection,
+                          unroll=self.unroll)
     self.head = nn.Dense(self.num_outputs)
 
   def __call__(self, inputs: Array, carry_perturbations=None) -> Array:

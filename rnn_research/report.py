@@ -286,7 +286,13 @@ _ERROR_NAMES = {"adding": "mean squared error; baseline: always predict 1",
 
 
 def _long_range_md(r: dict) -> list[str]:
-  lines = [f"One recurrent layer of {r['hidden_size']} units and a linear head; "
+  layers = r.get("num_layers", 1)  # results.json written before the field: one layer
+  stack = (f"{layers} recurrent layers ({r.get('connection', 'none')} connection)"
+           if layers > 1 else "One recurrent layer")
+  options = r.get("cell_options") or {}
+  options = (" with cell options " + ", ".join(f"{k}={v}" for k, v in options.items())
+             if options else "")
+  lines = [f"{stack} of {r['hidden_size']} units{options} and a linear head; "
            f"{r['optim']['name']} lr {r['optim']['learning_rate']:g}, clip "
            f"{r['optim']['clip_norm']:g}, batch {r['batch_size']}, a fixed step budget per "
            f"run, {r['seeds']} seeds (initialisation and data) per cell; error on "

@@ -325,25 +325,38 @@ LRU_RING = {"r_min": 0.9, "r_max": 0.999}
 Pathfinder settings); the cell's own default is the whole disc, [0, 1]."""
 
 
-def parse_model(spec: str) -> tuple[str, str]:
-  """'cell' or 'cell/init' -> (cell, init); unknown names list the valid ones."""
+def parse_model(spec: str, cell_options=None) -> tuple[str, str]:
+  """'cell' or 'cell/init' -> (cell, init); unknown names list the valid ones.
+  ``cell_options`` (``long_range.cell_options``) must suit the cell too."""
   cell, _, init = spec.partition("/")
   init = init or "default"
   if init not in INITS:
     raise ValueError(f"unknown initialisation {init!r} in long_range model {spec!r}; "
                      f"valid: {', '.join(INITS)}")
-  init_options(cell, init, 3)  # an unknown cell, or an option it lacks, fails here
+  init_options(cell, init, 3, cell_options)  # an unknown cell, or an option it lacks, fails here
   return cell, init
 
 
-def init_options(cell: str, init: str, seq_len: int) -> dict:
-  """The ``model.cell_options`` of an initialisation; chrono's T_max is the
+def init_options(cell: str, init: str, seq_len: int, cell_options=None) -> dict:
+  """The ``model.cell_options`` of an initialisation, with ``cell_options``
+  (``long_range.cell_options``, every model's) added; chrono's T_max is the
   sequence length (the longest dependency the task can have)."""
   options = {"default": {}, "identity": {"recurrent_kernel_init": "identity"},
              "orthogonal": {"recurrent_kernel_init": "orthogonal"},
              "chrono": {"chrono_t_max": float(max(seq_len, 3))},
              "forget0": {"forget_bias": 0.0}, "ring": dict(LRU_RING)}[init]
-  cells_lib.get_cell(cell, hidden_size=1, **options)  # refuses an option the cell lacks
+  extra = dict(cell_options or {})
+  field = "config.long_range.cell_options"
+  if set(extra) & set(options):
+    raise ValueError(f"{field} sets {', '.join(sorted(set(extra) & set(options)))}, "
+                     f"which model {model_name(cell, init)!r} sets itself")
+  bad = config_schema.CellOptions(config_schema.cell_option_rules()).problem(
+      extra, {"cell": cell})
+  if bad is not None:
+    raise ValueError(f"{field}{bad} (model {model_name(cell, init)!r})".replace(
+        config_schema.FIELD, field))
+  options.update(extra)
+  cells_lib.get_cell(cell, hidden_size=1, **options)  # an unknown cell, an option it lacks
   return options
 
 
@@ -417,8 +430,9 @@ def train_memory_task(config: ml_collections.ConfigDict, task: memory_tasks.Task
   c = config.long_range
   steps = c[task.name].train_steps
   seq_len = task.seq_len(length)
-  options = init_options(cell, init, seq_len)
+  options = init_options(cell, init, seq_len, c.cell_options)
   model = SequenceModel(task.num_outputs, cell=cell, hidden_size=c.hidden_size,
+                        num_layers=c.num_layers, connection=c.connection,
                         cell_options=options, unroll=c.unroll)
   tx = optim.make_optimizer(c.optim, steps, steps)
   init_fn, train_step, evaluate = _task_functions(model, task, tx)
@@ -464,6 +478,8 @@ def train_memory_task(config: ml_collections.ConfigDict, task: memory_tasks.Task
     solved = accuracy >= c.solved_accuracy
   row = {
       **tags, "cell": cell, "init": init, "cell_options": options, "seq_len": seq_len,
+      "num_layers": c.num_layers, "connection": c.connection,
+      "num_params": sum(x.size for x in jax.tree.leaves(params)) // c.seeds,  # one seed's
       "train_steps": steps,
       "error": _finite(float(np.mean(error))), "error_by_seed": _finite_list(error),
       "baseline": task.baseline(length),
@@ -472,7 +488,7 @@ def train_memory_task(config: ml_collections.ConfigDict, task: memory_tasks.Task
       "solved_by_seed": [bool(s) for s in solved], "solved": bool(np.all(solved)),
       # ||dJ/dh_1|| / ||dJ/dh_T||: the share of the gradient at the last state
       # that reaches the first (geometric mean over seeds), at the initial
-      # parameters and at the last training step.
+      # parameters and at the last training step; of the bottom layer's states.
       "grad_share_init": _geometric_mean(_gradient_share(first_norms)),
       "grad_share_final": _geometric_mean(_gradient_share(final_norms)),
       "curve": {"step": curve_steps, "loss": curve_loss},
@@ -491,8 +507,8 @@ def _long_range_plan(config: ml_collections.ConfigDict) -> list[tuple]:
   for name in parse_list(c.tasks, str, "long_range.tasks"):
     task = memory_tasks.get_task(name, c.vocab_size)
     t = c[name]
-    models = [parse_model(m) for m in parse_list(t.models or c.models, str,
-                                                 f"long_range.{name}.models")]
+    models = [parse_model(m, c.cell_options)
+              for m in parse_list(t.models or c.models, str, f"long_range.{name}.models")]
     lengths = parse_list(t.lengths, int, f"long_range.{name}.lengths")
     for length in lengths:
       try:
@@ -659,6 +675,8 @@ def run_long_range(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> 
                       for t in tasks},
           "train_steps": {t: c[t].train_steps for t in tasks},
           "longest_solved": longest, "seeds": c.seeds, "hidden_size": c.hidden_size,
+          "num_layers": c.num_layers, "connection": c.connection,
+          "cell_options": dict(c.cell_options),
           "batch_size": c.batch_size, "eval_size": c.eval_size,
           "optim": c.optim.to_dict(), "solved_mse": c.solved_mse,
           "solved_accuracy": c.solved_accuracy, "vocab_size": c.vocab_size}

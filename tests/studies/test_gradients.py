@@ -277,6 +277,53 @@ def test_long_range_refuses_a_bad_task_length_or_model_before_training(tmp_path,
   assert not (tmp_path / "run").exists()  # nothing written, not even config.json
 
 
+@pytest.mark.parametrize("options, models, message", [
+    ({"glu": True}, "lru/ring,lstm", "config.long_range.cell_options: cell 'lstm' has no "
+     "option 'glu'; its options: .* \\(model 'lstm'\\)"),
+    ({"glu": "yes"}, "lru", "config.long_range.cell_options.glu = 'yes' is not valid"),
+    ({"r_min": 0.5}, "lru/ring", "config.long_range.cell_options sets r_min, which model "
+     "'lru/ring' sets itself"),
+])
+def test_long_range_refuses_cell_options_a_model_cannot_take(tmp_path, options, models,
+                                                             message):
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  config.long_range.models = models
+  config.long_range.recall.models = ""
+  config.long_range.cell_options = options
+  with pytest.raises(ValueError, match=message):
+    gradients.run(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_long_range_trains_a_residual_stack_with_the_cell_options(tmp_path):
+  config = gradients_config.get_config("test")
+  config.variant = "long_range"
+  config.long_range.tasks = "adding"
+  config.long_range.models = "lru/ring"
+  config.long_range.num_layers = 2
+  config.long_range.connection = "residual"
+  config.long_range.cell_options = {"glu": True}
+  results = gradients.run(config, str(tmp_path))
+  (row,) = results["rows"]
+  assert row["cell_options"] == {**gradients.LRU_RING, "glu": True}
+  assert (row["num_layers"], row["connection"]) == (2, "residual")
+  hidden = config.long_range.hidden_size
+  model = gradients.SequenceModel(1, cell="lru", hidden_size=hidden, num_layers=2,
+                                  connection="residual", cell_options=row["cell_options"])
+  params = model.init(jax.random.key(0), jnp.zeros((1, 1, 2)))["params"]
+  assert row["num_params"] == sum(x.size for x in jax.tree.leaves(params))
+  one_layer = gradients.SequenceModel(1, cell="lru", hidden_size=hidden,
+                                      cell_options=gradients.LRU_RING)
+  one = one_layer.init(jax.random.key(0), jnp.zeros((1, 1, 2)))["params"]
+  assert row["num_params"] > 2 * sum(x.size for x in jax.tree.leaves(one))  # 2 layers, mixers
+  assert np.isfinite(row["error"]) and 0 < row["grad_share_init"]
+  md = (tmp_path / "results.md").read_text()
+  assert (f"2 recurrent layers (residual connection) of {hidden} units with cell options "
+          "r_min=0.9, r_max=0.999, glu=True") not in md  # the study's options, not the init's
+  assert f"2 recurrent layers (residual connection) of {hidden} units with cell options glu=True" in md
+
+
 def test_main_says_a_bad_length_in_one_line(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.vanishing_gradients",
