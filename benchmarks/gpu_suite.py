@@ -14,7 +14,12 @@ runs, in order, and writes into DIR (flat: at most 8 files of at most 16 MiB,
    float32 LSTM rows come first. A row that did not run is a line with
    ``status`` skipped, failed or timeout and the reason. Row output:
    ``throughput.log``.
-2. PTB medium (``configs/ptb.py:medium``) by ``python -m
+2. ``parallel_scan.jsonl``: ``benchmarks/parallel_scan.py`` (the minGRU,
+   minLSTM and LRU language models against our LSTM and GRU and PyTorch's GRU)
+   at ``--parallel_bptt`` (512, 2048, 128, 35), one JSON line per length as it
+   finishes, for at most ``--parallel_s`` seconds, which the throughput rows
+   leave it. Output: ``throughput.log``.
+3. PTB medium (``configs/ptb.py:medium``) by ``python -m
    experiments.lm_perplexity`` in ``KEEP_DIR/ptb_workdir``, sent SIGTERM (the
    trainer then saves a checkpoint and returns) early enough to stop before
    the budget, then SIGKILL if it has not. The workdir is tarred into
@@ -22,7 +27,7 @@ runs, in order, and writes into DIR (flat: at most 8 files of at most 16 MiB,
    workdir (a medium checkpoint is 73 MB; summary.md says so).
    ``--resume_from=TAR_OR_WORKDIR`` continues such a run exactly (rerunning
    the trainer on a workdir resumes it). Trainer output: ``ptb.log``.
-3. ``summary.md`` (the tables) and ``suite.json`` (the same, for scripts: the
+4. ``summary.md`` (the tables) and ``suite.json`` (the same, for scripts: the
    stages with their seconds, the rows, the PTB run, the files written).
 
 Before anything it makes ml_collections and tensorboardX importable: where
@@ -69,9 +74,10 @@ VARIANTS = {
     "gru_f32": ("gru", "float32", 1.5),
 }
 CONFIGS = ("zaremba_medium", "zaremba_large", "throughput")
-STAGES = ("throughput", "ptb")
+STAGES = ("throughput", "parallel", "ptb")
 WORKDIR_NAME = "ptb_workdir"
 TAR_NAME = WORKDIR_NAME + ".tar"
+PARALLEL_NAME = "parallel_scan.jsonl"
 # Packages the GPU image lacks, and the wheels that carry them (make gpu-bundle).
 NEEDED = {"ml_collections": True, "tensorboardX": False}  # module: required
 
@@ -89,7 +95,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--out", required=True, help="output folder (new or empty): what comes back")
   p.add_argument("--budget_s", type=float, default=540.0,
                  help="wall-clock seconds for the whole suite, from its start")
-  p.add_argument("--stages", default=",".join(STAGES), help="comma-separated: throughput,ptb")
+  p.add_argument("--stages", default=",".join(STAGES),
+                 help="comma-separated: " + ",".join(STAGES))
   # The throughput matrix.
   p.add_argument("--configs", default=",".join(CONFIGS),
                  help="lm_throughput configs (tiny, for tests, too)")
@@ -103,6 +110,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="a row's expected seconds before one has been measured; then "
                  "the longest measured row")
   p.add_argument("--row_timeout_s", type=float, default=150.0, help="at most per row")
+  # The parallel recurrences.
+  p.add_argument("--parallel_bptt", default="512,2048,128,35",
+                 help="parallel_scan.py --bptt, in the order run (the issue's 512 first)")
+  p.add_argument("--parallel_arg", action="append", default=[],
+                 help="extra parallel_scan.py flag (repeatable)")
+  p.add_argument("--parallel_s", type=float, default=120.0,
+                 help="at most this many seconds for the stage (the rows leave it these)")
+  p.add_argument("--parallel_min_s", type=float, default=30.0,
+                 help="the stage is skipped when fewer seconds than this are left for it")
   # PTB.
   p.add_argument("--ptb_config", default="configs/ptb.py:medium")
   p.add_argument("--ptb_override", action="append", default=[], metavar="KEY=VALUE",
@@ -130,6 +146,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--site", default="/tmp/gpu_suite_site", help="pip --target for them")
   args = p.parse_args(argv)
   args.stages = _names(args.stages, STAGES, "stage")
+  lengths = args.parallel_bptt.split(",")
+  if not all(t.isdigit() and int(t) > 0 for t in lengths):
+    raise ValueError(f"--parallel_bptt {args.parallel_bptt!r}: comma-separated lengths, "
+                     "each an integer > 0")
   args.variants = _names(args.variants, VARIANTS, "variant")
   args.configs = [c for c in args.configs.split(",") if c]
   return args
@@ -243,6 +263,31 @@ def ptb_workdir(args) -> pathlib.Path:
   return _repo_path(args.keep_dir).absolute() / WORKDIR_NAME
 
 
+def run_logged(cmd: list[str], env: dict, log: pathlib.Path,
+               timeout: float) -> tuple[int | None, str, str]:
+  """Runs ``cmd`` from the repository root in a process group of its own, its
+  stderr and then its stdout appended to ``log`` under a '$ command' line; the
+  group is killed after ``timeout`` s. Returns (exit status, None when it was
+  killed; its stdout; all it wrote to the log)."""
+  with open(log, "a") as f:
+    offset = f.tell()
+    f.write(f"\n$ {' '.join(cmd[1:])}  (timeout {timeout:.0f} s)\n")
+    f.flush()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=f,
+                            text=True, start_new_session=True)
+    try:
+      stdout, _ = proc.communicate(timeout=timeout)
+      code = proc.returncode
+    except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, signal.SIGKILL)
+      stdout, _ = proc.communicate()
+      code = None
+    f.write(stdout)
+  with open(log, errors="replace") as f:
+    f.seek(offset)
+    return code, stdout, f.read()
+
+
 # --- 1. throughput ------------------------------------------------------------------
 
 
@@ -267,30 +312,16 @@ def run_rows(args, clock: Clock, env: dict, out: pathlib.Path, reserve_s: float)
              *args.row_arg]
       timeout = min(args.row_timeout_s, room)
       t0 = time.monotonic()
-      with open(log, "a") as f:
-        offset = f.tell()
-        f.write(f"\n$ {' '.join(cmd[1:])}  (timeout {timeout:.0f} s)\n")
-        f.flush()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=f,
-                                text=True, start_new_session=True)
-        try:
-          stdout, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-          os.killpg(proc.pid, signal.SIGKILL)  # the row's own process group
-          stdout, _ = proc.communicate()
-          row.update(status="timeout", reason=f"stopped after {timeout:.0f} s")
-        f.write(stdout)
+      code, stdout, text = run_logged(cmd, env, log, timeout)
       seconds = time.monotonic() - t0
       measured.append(seconds)
       line = next((l for l in reversed(stdout.splitlines()) if l.startswith("{")), None)
-      if "status" not in row:
-        if proc.returncode == 0 and line:
-          row.update(json.loads(line), status="ok")
-        else:
-          with open(log, errors="replace") as f:
-            f.seek(offset)
-            text = f.read()
-          row.update(status="failed", reason=f"exit {proc.returncode}: {_tail(text)}")
+      if code is None:
+        row.update(status="timeout", reason=f"stopped after {timeout:.0f} s")
+      elif code == 0 and line:
+        row.update(json.loads(line), status="ok")
+      else:
+        row.update(status="failed", reason=f"exit {code}: {_tail(text)}")
       row["row_s"] = round(seconds, 1)
       rows.append(row)
       _append_row(out, row)
@@ -305,7 +336,39 @@ def _append_row(out: pathlib.Path, row: dict) -> None:
     f.write(json.dumps(row) + "\n")
 
 
-# --- 2. PTB -------------------------------------------------------------------------
+# --- 2. parallel recurrences -------------------------------------------------------
+
+
+def run_parallel(args, clock: Clock, env: dict, out: pathlib.Path, reserve_s: float) -> dict:
+  """``benchmarks/parallel_scan.py`` at --parallel_bptt, one process, its JSON lines
+  appended to PARALLEL_NAME length by length (a stage cut short keeps those it
+  finished) and its output to throughput.log."""
+  lengths = [int(t) for t in args.parallel_bptt.split(",") if t]
+  room = clock.left() - reserve_s
+  if room < args.parallel_min_s:
+    return {"status": "skipped", "planned_bptt": lengths,
+            "reason": f"{max(room, 0):.0f} s left for it, under "
+                      f"--parallel_min_s={args.parallel_min_s:.0f}"}
+  timeout = min(args.parallel_s, room)
+  path = out / PARALLEL_NAME
+  cmd = [sys.executable, "benchmarks/parallel_scan.py", f"--bptt={args.parallel_bptt}",
+         "--json", f"--out={path}", *args.parallel_arg]
+  t0 = time.monotonic()
+  code, _, text = run_logged(cmd, env, out / "throughput.log", timeout)
+  done = [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+  info = {"command": " ".join(cmd[1:]), "seconds": round(time.monotonic() - t0, 1),
+          "planned_bptt": lengths, "lengths": done,
+          "status": "ok" if code == 0 else "timeout" if code is None else "failed"}
+  if code is None:
+    info["reason"] = f"stopped after {timeout:.0f} s"
+  elif code:
+    info["reason"] = f"exit {code}: {_tail(text)}"
+  print(f"[{clock.elapsed():5.0f} s] parallel: {info['status']}, "
+        f"{len(done)} of {len(lengths)} lengths", flush=True)
+  return info
+
+
+# --- 3. PTB -------------------------------------------------------------------------
 
 
 def _checkpoint_steps(workdir: pathlib.Path, which: str = "latest") -> list[int]:
@@ -478,6 +541,33 @@ def _num(x, spec=",.0f"):
   return "-" if x is None else format(x, spec)
 
 
+def parallel_markdown(args, suite: dict) -> list[str]:
+  from rnn_research.metrics import markdown_table
+  lines = ["## Parallel recurrences: training tokens/s against our GRU (parallel_scan.py)",
+           ""]
+  info = suite.get("parallel")
+  if info is None:
+    return lines + ["Skipped (not among --stages)." if "parallel" not in args.stages
+                    else "Skipped.", ""]
+  done = info.get("lengths") or []
+  if done:
+    names = list(done[0]["tok_s"])
+    table = [[r["bptt"]] + [f"{r['tok_s'][n]:,.0f} (x{r['ratio_to_our_gru'][n]:.2f})"
+                            for n in names] for r in done]
+    first = done[0]
+    lines += [markdown_table(["BPTT"] + names, table), "",
+              f"tokens/s (x ratio to our GRU: median over blocks in the same process); "
+              f"batch {first['batch']}, {first['layers']} layers of {first['hidden']}, "
+              f"vocabulary {first['vocab']}; {first['device']}. Lines: {PARALLEL_NAME}.", ""]
+  missing = [t for t in info.get("planned_bptt", []) if t not in {r["bptt"] for r in done}]
+  if info["status"] != "ok":
+    lines.append(f"{info['status'].capitalize()}: {info.get('reason', '')}"
+                 + (f"; lengths not measured: {', '.join(map(str, missing))}" if missing
+                    else "") + ".")
+    lines.append("")
+  return lines
+
+
 def summary_markdown(args, suite: dict, paper) -> str:
   from rnn_research.metrics import markdown_table
   lines = [f"# GPU suite, {suite['date']}", ""] + (
@@ -512,6 +602,7 @@ def summary_markdown(args, suite: dict, paper) -> str:
               "`torch.cuda.max_memory_allocated()` ('-' where the device has none). "
               "bfloat16: our model.dtype, PyTorch under bf16 autocast. "
               "Rows: throughput.jsonl.", ""]
+  lines += parallel_markdown(args, suite)
   lines += ["## PTB", ""]
   ptb = suite.get("ptb")
   if ptb is None:
@@ -588,12 +679,20 @@ def main(argv=None) -> dict:
 
   ptb_reserve = (args.ptb_reserve_s + args.grace_s + args.finish_s
                  if "ptb" in args.stages else args.finish_s)
+  parallel_reserve = args.parallel_s if "parallel" in args.stages else 0.0
   try:  # from here on, what breaks is recorded and the summary still written
     if "throughput" in args.stages:
       t = time.monotonic()
-      suite["rows"] = run_rows(args, clock, env, out, ptb_reserve)
+      suite["rows"] = run_rows(args, clock, env, out, ptb_reserve + parallel_reserve)
       suite["stage_s"]["throughput"] = time.monotonic() - t
       suite["device"] = next((r["device"] for r in suite["rows"] if r.get("device")), None)
+    if "parallel" in args.stages:
+      t = time.monotonic()
+      suite["parallel"] = run_parallel(args, clock, env, out, ptb_reserve)
+      suite["stage_s"]["parallel"] = (time.monotonic() - t
+                                      if suite["parallel"]["status"] != "skipped" else "skipped")
+      suite["device"] = suite.get("device") or next(
+          (r["device"] for r in suite["parallel"].get("lengths", [])), None)
     if "ptb" in args.stages:
       room = clock.left() - args.finish_s - args.grace_s
       if room < args.ptb_min_s:

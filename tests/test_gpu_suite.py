@@ -82,7 +82,8 @@ def test_stops_ptb_tars_it_and_resumes_from_the_checkpoint(tmp_path):
 
   # 2. The throughput row, then PTB from the tar (not from a's workdir) to step +5.
   wall, _ = run_suite(
-      f"--out={b}", f"--keep_dir={keep_b}", f"--resume_from={tar}", "--configs=tiny",
+      f"--out={b}", f"--keep_dir={keep_b}", f"--resume_from={tar}",
+      "--stages=throughput,ptb", "--configs=tiny",
       "--variants=lstm_f32", "--steps=2", "--warmup=0", "--repeats=1",
       "--ptb_reserve_s=1", "--ptb_min_s=1", "--grace_s=60", *PTB,
       f"--ptb_override=max_steps={stopped_at + 5}", budget=300)
@@ -112,7 +113,7 @@ def test_stops_ptb_tars_it_and_resumes_from_the_checkpoint(tmp_path):
 def test_a_short_budget_ends_in_time_and_records_what_it_skipped(tmp_path):
   out, budget = tmp_path / "out", 20
   wall, _ = run_suite(f"--out={out}", f"--keep_dir={tmp_path / 'keep'}",
-                      "--configs=tiny", "--variants=lstm_f32,gru_f32", "--steps=2",
+                      "--stages=throughput,ptb", "--configs=tiny", "--variants=lstm_f32,gru_f32", "--steps=2",
                       "--row_estimate_s=3", "--ptb_reserve_s=4", "--ptb_min_s=1",
                       "--grace_s=2", *PTB, budget=budget)
   assert wall < budget
@@ -127,6 +128,45 @@ def test_a_short_budget_ends_in_time_and_records_what_it_skipped(tmp_path):
   assert len(lines) == 2 and "| gru |" in lines[1] and "skipped:" in lines[1]
   assert suite["elapsed_s"] < budget
   assert_comes_back(out)
+
+
+# parallel_scan.py at toy sizes: our GRU and minGRU, PyTorch's GRU.
+PARALLEL = ["--parallel_bptt=8,4"] + [f"--parallel_arg=--{flag}" for flag in (
+    "hidden=8", "batch=2", "vocab=16", "cells=gru,mingru", "steps=1", "repeats=1",
+    "warmup=0")]
+
+
+def test_the_parallel_stage_measures_every_length_and_the_rows_leave_it_its_time(tmp_path):
+  out = tmp_path / "out"
+  # The row would leave the parallel stage less than its 140 s: skipped.
+  run_suite(f"--out={out}", "--stages=throughput,parallel", "--configs=tiny",
+            "--variants=lstm_f32", "--parallel_s=140", *PARALLEL, budget=150)
+  suite = json.loads((out / "suite.json").read_text())
+  (row,) = suite["rows"]
+  assert row["status"] == "skipped" and "left for rows" in row["reason"]
+  lines = [json.loads(l) for l in (out / "parallel_scan.jsonl").read_text().splitlines()]
+  assert suite["parallel"]["status"] == "ok"
+  assert [r["bptt"] for r in lines] == [8, 4] == suite["parallel"]["planned_bptt"]
+  summary = (out / "summary.md").read_text()
+  for r in lines:
+    assert set(r["tok_s"]) == {"gru", "mingru", "torch_gru"}
+    assert r["ratio_to_our_gru"]["gru"] == 1.0 and r["tok_s"]["mingru"] > 0
+    cells = table_row(summary, str(r["bptt"]))
+    assert cells[1:] == [f"{r['tok_s'][n]:,.0f} (x{r['ratio_to_our_gru'][n]:.2f})"
+                         for n in ("gru", "mingru", "torch_gru")]
+  assert "$ benchmarks/parallel_scan.py --bptt=8,4" in (out / "throughput.log").read_text()
+  assert_comes_back(out)
+
+
+def test_a_parallel_stage_cut_short_says_which_lengths_it_did_not_measure(tmp_path):
+  out = tmp_path / "out"
+  wall, _ = run_suite(f"--out={out}", "--stages=parallel", "--parallel_s=3",
+                      "--parallel_min_s=1", *PARALLEL, budget=60)
+  assert wall < 60
+  suite = json.loads((out / "suite.json").read_text())
+  assert suite["parallel"]["status"] == "timeout" and suite["parallel"]["lengths"] == []
+  assert ("Timeout: stopped after 3 s; lengths not measured: 8, 4."
+          in (out / "summary.md").read_text())
 
 
 def test_limits_are_checked_and_a_tar_too_big_stays_behind(tmp_path):
