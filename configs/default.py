@@ -112,7 +112,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                          "seed": 0, "grammar_sentences": 1000})
 
   # Published figures shown beside ours in results.md (valid/test perplexity), and the
-  # paper's cell ('' = the config's), which the row names when another cell is trained.
+  # paper's cell ('' = the config's), layers and hidden size (0 = the config's), which
+  # the row names when another model is trained.
   c.paper = ml_collections.ConfigDict({"source": "", "valid": 0.0, "test": 0.0, "params": "",
-                                       "cell": ""})
+                                       "cell": "", "num_layers": 0, "hidden_size": 0})
   return c

@@ -92,4 +92,5 @@ def get_config(arg: str | None = None):
   c.paper.source = f"Zaremba et al. 2014 {variant} (paper)"
   c.paper.valid, c.paper.test, c.paper.params = valid, test, params
   c.paper.cell = "lstm"
+  c.paper.num_layers, c.paper.hidden_size = 2, hidden
   return c

@@ -528,6 +528,8 @@ def lm_schema() -> Schema:
           "test": Float(0.0, note="0 = no published row"),
           "params": Str(),
           "cell": Str(note="'' = the config's cell"),
+          "num_layers": Int(0, note="0 = the config's"),
+          "hidden_size": Int(0, note="0 = the config's"),
       },
   }, checks=(_tied_sizes, _fractions))
 

@@ -92,7 +92,8 @@ def test_ptb_variant_holds_zaremba_et_al_hyperparameters_in_every_field(variant)
   expected = {**_PTB_COMMON, **_PTB[variant],
               "name": f"Zaremba et al. 2014 {variant} (ours)",
               "paper.source": f"Zaremba et al. 2014 {variant} (paper)",
-              "paper.cell": "lstm"}
+              "paper.cell": "lstm", "paper.num_layers": 2,
+              "paper.hidden_size": {"small": 200, "medium": 650, "large": 1500}[variant]}
   for field, value in expected.items():
     assert config[field] == pytest.approx(value) if isinstance(value, float) else (
         config[field] == value), (field, config[field], value)

@@ -467,7 +467,8 @@ def results_markdown(config, results: dict) -> str:
   paper = config.get("paper")
   if paper and paper.get("test"):
     rows.append([f"{paper.get('source', 'paper')}", paper.get("cell") or m.cell,
-                 m.num_layers, m.hidden_size,
+                 paper.get("num_layers") or m.num_layers,
+                 paper.get("hidden_size") or m.hidden_size,
                  paper.get("params", ""), ppl(paper.get("valid")), ppl(paper.get("test"))])
   if "optimal_test_ppl" in results:
     rows.append(["true grammar (optimum)", "-", "-", "-", "-",

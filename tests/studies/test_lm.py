@@ -624,13 +624,14 @@ def test_grammar_model_results_say_what_it_generates(reference_run):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "mingru"])
-def test_published_row_names_the_papers_cell_whatever_cell_is_trained(cell):
+def test_published_row_names_the_papers_model_whatever_model_is_trained(cell):
   from configs import ptb
   config = ptb.get_config("small")
   with config.unlocked():
     config.model.cell = cell
+    config.model.num_layers, config.model.hidden_size = 3, 64
   md = lm.results_markdown(config, {"num_params": 4_651_600, "valid_ppl": 130.0,
                                     "test_ppl": 125.0})
   ours, paper = [line for line in md.splitlines() if line.startswith("| Zaremba")]
-  assert ours.split(" | ")[1] == cell
-  assert paper.split(" | ")[1] == "lstm" and "120.70 | 114.50" in paper
+  assert ours.split(" | ")[1:4] == [cell, "3", "64"]
+  assert paper.split(" | ")[1:4] == ["lstm", "2", "200"] and "120.70 | 114.50" in paper
