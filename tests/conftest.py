@@ -20,7 +20,7 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests import REPO
 TESTS = REPO / "tests"
 
 # `make test` runs the suite in two or more pytest-xdist workers, each test file

@@ -2,7 +2,6 @@
 
 import logging as std_logging
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 
 from rnn_research import cli
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests import REPO
 
 # Allocates and frees a 64 MiB block, then prints how far the program break
 # (the top of glibc's main heap) moved: glibc's default serves a block that

@@ -2,7 +2,6 @@
 
 import importlib
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ from rnn_research.studies import agreement
 from rnn_research.studies import gradients
 from rnn_research.studies import lm
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests import REPO
 CONFIGS = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem != "__init__")
 
 # The study that reads each config file (a new config file must be added here).

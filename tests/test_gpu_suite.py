@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("torch", reason="PyTorch (the [test] extra) is the benchmark's "
                     "other side")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests import REPO
 SUITE = REPO / "benchmarks" / "gpu_suite.py"
 # configs/test.py (synthetic data), long enough that only the suite stops it.
 PTB = ["--ptb_config=configs/test.py", "--ptb_override=num_epochs=1000"]

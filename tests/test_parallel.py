@@ -2,7 +2,6 @@
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ import pytest
 
 from rnn_research import parallel
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests import REPO
 
 _SCRIPT = textwrap.dedent("""
     import json, sys

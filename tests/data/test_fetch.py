@@ -23,7 +23,7 @@ from rnn_research.data import agreement as agr
 from rnn_research.data import corpus
 from rnn_research.data import fetch
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def hf(column, train, valid, test):

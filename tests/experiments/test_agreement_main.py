@@ -5,7 +5,6 @@ Gulordava et al. and minimal-pair formats."""
 import importlib.util
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from rnn_research.studies import agreement
 from rnn_research.data.corpus import DataError, Vocab
 from rnn_research.models import LanguageModel
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def run_main(tmp_path, *flags):

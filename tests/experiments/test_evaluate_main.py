@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def run_main(*flags):

@@ -2,7 +2,6 @@
 samples, --output, and one-line errors for bad requests."""
 
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ from configs import test as test_config
 from rnn_research import sampling
 from rnn_research.studies import lm
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 6
 
 

@@ -1,7 +1,6 @@
 """experiments/generate.py: sampling flags reach models.generate, bad input is one line."""
 
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 from rnn_research import models, sampling
 from rnn_research.studies import lm
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def run_main(*flags):

@@ -3,7 +3,6 @@ and bad input (one line, exit status 2, nothing overwritten)."""
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ from rnn_research import checkpoint as ckpt_lib
 from rnn_research.data.corpus import DataError
 from rnn_research.studies import encoders
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 TREEBANK = """# sent_id = 1
 1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_

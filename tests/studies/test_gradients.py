@@ -2,7 +2,6 @@
 
 import json
 import math
-import pathlib
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from configs import gradients as gradients_config
 from rnn_research import report
 from rnn_research.studies import gradients
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 @pytest.fixture(autouse=True)

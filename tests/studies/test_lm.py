@@ -20,7 +20,7 @@ from rnn_research import optim
 from rnn_research.studies import lm
 from rnn_research.data import batching
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def tiny_config(**overrides):

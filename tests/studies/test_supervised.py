@@ -24,7 +24,7 @@ from rnn_research import metrics as metrics_lib
 from rnn_research.studies import lm
 from tests.studies import supervised_toy as toy
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def checkpoint_params(workdir, which="latest"):
