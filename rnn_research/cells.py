@@ -616,8 +616,12 @@ class MinLSTMCell(LinearRecurrenceCell):
       f'_t &= \frac{f_t}{f_t + i_t}, \quad i'_t = \frac{i_t}{f_t + i_t} \\
       h_t &= f'_t \odot h_{t-1} + i'_t \odot \tilde h_t
 
-  with g as in ``MinGRUCell``. Log-space form: with
+  with g as in ``MinGRUCell``. With
   d_t = softplus(-(U_f x_t + b_f)) - softplus(-(U_i x_t + b_i)) = log i_t - log f_t,
+  the plain form computes f'_t = sigmoid(-d_t) and i'_t = sigmoid(d_t), equal
+  to the quotients and finite where f_t + i_t underflows (both gates closed:
+  a PTB run under Adam reached such pre-activations and a non-finite update
+  with the quotients). Log-space form:
 
   .. math::
       \log f'_t = -\mathrm{softplus}(d_t), \quad
@@ -632,15 +636,22 @@ class MinLSTMCell(LinearRecurrenceCell):
 
   num_gates = 3
 
+  @staticmethod
+  def _log_gate_ratio(pre_f, pre_i):
+    """d = log i - log f, from the pre-activations (finite however closed both are)."""
+    return jax.nn.softplus(-pre_f) - jax.nn.softplus(-pre_i)
+
   def coefficients(self, px):
     pre_f, pre_i, pre_h = jnp.split(px, 3, axis=-1)
-    f, i = jax.nn.sigmoid(pre_f), jax.nn.sigmoid(pre_i)
-    return f / (f + i), i / (f + i) * g_activation(pre_h)
+    # f / (f + i) = sigmoid(-d): with both gates closed, f + i underflows and the
+    # quotient's gradient (1 / (f + i)^2) overflows; this form stays finite.
+    d = self._log_gate_ratio(pre_f, pre_i)
+    return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * g_activation(pre_h)
 
   def log_coefficients(self, px):
     pre_f, pre_i, pre_h = jnp.split(px, 3, axis=-1)
-    diff = jax.nn.softplus(-pre_f) - jax.nn.softplus(-pre_i)
-    return -jax.nn.softplus(diff), -jax.nn.softplus(-diff) + log_g_activation(pre_h)
+    d = self._log_gate_ratio(pre_f, pre_i)
+    return -jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g_activation(pre_h)
 
 
 class _Skip(nn.Module):

@@ -265,6 +265,32 @@ def test_minlstm_matches_equation():
   np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("log_space", [False, True])
+def test_minlstm_stays_finite_with_both_gates_closed(log_space):
+  """f / (f + i) with f, i = sigmoid(-60) or sigmoid(-120): the quotient's
+  gradient overflows, and at -120 f + i is 0 in float32 (0 / 0)."""
+  cell = cells.MinLSTMCell(H, log_space=log_space)
+  method = cell.log_coefficients if log_space else cell.coefficients
+  variables = cell.init(jax.random.key(1), cell.initialize_carry(None, (B, D)),
+                        jnp.ones((B, D)))
+  closed = jnp.array([-60.0, -120.0, -120.0, 0.0])  # (H,)
+  offset = jnp.array([0.0, 0.0, 3.0, 0.0])  # pre_i - pre_f
+  px = jnp.concatenate([jnp.tile(closed, (B, 1)), jnp.tile(closed + offset, (B, 1)),
+                        jnp.ones((B, H))], axis=-1)
+
+  def total(px):
+    a, b = cell.apply(variables, px, method=method)
+    return jnp.sum(a) + jnp.sum(b)
+
+  a, b = cell.apply(variables, px, method=method)
+  if log_space:
+    a, b = jnp.exp(a), jnp.exp(b)
+  f_share = 1.0 / (1.0 + np.exp(np.asarray(offset)))  # f / (f + i) when both gates are closed
+  np.testing.assert_allclose(a[0], f_share, rtol=1e-5)
+  np.testing.assert_allclose(b[0], (1.0 - f_share) * 1.5, rtol=1e-5)  # g(1) = 1.5
+  assert np.all(np.isfinite(np.asarray(jax.grad(total)(px))))
+
+
 @pytest.mark.parametrize("glu", [False, True], ids=["y", "glu"])
 @pytest.mark.parametrize("d_in", [H, D])  # diagonal D (the paper's) or a dense one
 def test_lru_matches_equation(d_in, glu):
