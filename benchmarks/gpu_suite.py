@@ -150,6 +150,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   if not all(t.isdigit() and int(t) > 0 for t in lengths):
     raise ValueError(f"--parallel_bptt {args.parallel_bptt!r}: comma-separated lengths, "
                      "each an integer > 0")
+  args.parallel_bptt = [int(t) for t in lengths]
   args.variants = _names(args.variants, VARIANTS, "variant")
   args.configs = [c for c in args.configs.split(",") if c]
   return args
@@ -343,7 +344,7 @@ def run_parallel(args, clock: Clock, env: dict, out: pathlib.Path, reserve_s: fl
   """``benchmarks/parallel_scan.py`` at --parallel_bptt, one process, its JSON lines
   appended to PARALLEL_NAME length by length (a stage cut short keeps those it
   finished) and its output to throughput.log."""
-  lengths = [int(t) for t in args.parallel_bptt.split(",") if t]
+  lengths = args.parallel_bptt
   room = clock.left() - reserve_s
   if room < args.parallel_min_s:
     return {"status": "skipped", "planned_bptt": lengths,
@@ -351,7 +352,7 @@ def run_parallel(args, clock: Clock, env: dict, out: pathlib.Path, reserve_s: fl
                       f"--parallel_min_s={args.parallel_min_s:.0f}"}
   timeout = min(args.parallel_s, room)
   path = out / PARALLEL_NAME
-  cmd = [sys.executable, "benchmarks/parallel_scan.py", f"--bptt={args.parallel_bptt}",
+  cmd = [sys.executable, "benchmarks/parallel_scan.py", f"--bptt={','.join(map(str, lengths))}",
          "--json", f"--out={path}", *args.parallel_arg]
   t0 = time.monotonic()
   code, _, text = run_logged(cmd, env, out / "throughput.log", timeout)
