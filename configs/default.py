@@ -100,9 +100,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.schedule = "epoch_decay"
   c.optim.lr_decay = 0.5
   c.optim.decay_after_epochs = 4
-  # SGD momentum (0 = plain SGD) and AdamW weight decay.
+  # cosine: linear warm-up steps first (0 = none), and the rate it ends at.
+  c.optim.warmup_steps = 0
+  c.optim.end_learning_rate = 0.0
+  # SGD momentum (0 = plain SGD); AdamW weight decay (on matrices only);
+  # Adam's and AdamW's second-moment decay.
   c.optim.momentum = 0.0
   c.optim.weight_decay = 0.0
+  c.optim.b2 = 0.999
   # Differentiate the loss summed over the BPTT window (Zaremba et al.'s code) instead of its mean.
   c.optim.loss_sum_over_time = True
 

@@ -436,6 +436,9 @@ def optim_schema() -> dict[str, Rule]:
       "decay_after_epochs": Int(0),
       "momentum": PROBABILITY,
       "weight_decay": Float(0.0),
+      "warmup_steps": Int(0, note="0 = none"),
+      "end_learning_rate": Float(0.0),
+      "b2": PROBABILITY,
       "loss_sum_over_time": Bool(),
   }
 

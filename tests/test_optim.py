@@ -34,12 +34,12 @@ def _config(**overrides):
   return c
 
 
-def _run(config, steps=2):
+def _run(config, steps=2, grads=GRADS):
   """Parameters after ``steps`` updates of ``optim.make_optimizer(config)``."""
   tx = optim.make_optimizer(config, steps_per_epoch=100, total_steps=100)
   params = jax.tree.map(jnp.asarray, PARAMS)
   state = tx.init(params)
-  for g in GRADS[:steps]:
+  for g in grads[:steps]:
     updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, params)
     params = optax.apply_updates(params, updates)
   return jax.tree.map(np.asarray, params)
@@ -89,19 +89,22 @@ def test_sgd_with_momentum_accumulates_the_clipped_gradients():
   _assert_close(got, want)
 
 
-def _adam_reference(weight_decay=0.0, lr=0.1, b1=0.9, b2=0.999, eps=1e-8):
+def _adam_reference(weight_decay=0.0, lr=0.1, b1=0.9, b2=0.999, eps=1e-8, decayed=("w",),
+                    grads=GRADS):
   """Kingma & Ba's Adam on the clipped gradients; with weight_decay, AdamW's
-  decoupled decay (Loshchilov & Hutter): p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd p)."""
+  decoupled decay (Loshchilov & Hutter): p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd p),
+  on the parameters named in ``decayed`` only (nanoGPT's: the matrices)."""
   m = {k: np.zeros_like(v) for k, v in PARAMS.items()}
   v = {k: np.zeros_like(x) for k, x in PARAMS.items()}
   p = {k: x.astype(np.float64) for k, x in PARAMS.items()}
-  for t, g in enumerate(GRADS, start=1):
+  for t, g in enumerate(grads, start=1):
     g = _clipped(g)
     m = {k: b1 * m[k] + (1 - b1) * g[k] for k in m}
     v = {k: b2 * v[k] + (1 - b2) * g[k] ** 2 for k in v}
     for k in p:
       m_hat, v_hat = m[k] / (1 - b1 ** t), v[k] / (1 - b2 ** t)
-      p[k] = p[k] - lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * p[k])
+      decay = weight_decay if k in decayed else 0.0
+      p[k] = p[k] - lr * (m_hat / (np.sqrt(v_hat) + eps) + decay * p[k])
   return p
 
 
@@ -119,6 +122,27 @@ def test_adamw_decays_the_weights_apart_from_the_gradient():
   _assert_close(got, _adam_reference(weight_decay=0.3), atol=ADAM_ATOL)
   # The decay is really applied: without it the parameters differ.
   assert not np.allclose(got["w"], _adam_reference()["w"], rtol=1e-4)
+
+
+def test_adamw_leaves_the_vectors_undecayed():
+  """Catches: the mask dropped. "b" has zero gradients, so the only thing that
+  could move it is the decay, which nanoGPT (and we) apply to matrices only."""
+  got = _run(_config(name="adamw", weight_decay=0.3))
+  np.testing.assert_array_equal(got["b"], PARAMS["b"])
+  decayed_too = _adam_reference(weight_decay=0.3, decayed=("w", "b"))
+  assert not np.allclose(decayed_too["b"], PARAMS["b"])
+  assert optim.matrices(PARAMS) == {"w": True, "b": False}
+
+
+def test_b2_sets_the_second_moment_decay():
+  """Gradients whose clipped magnitudes change between the steps (GRADS' do
+  not), so that the second step shows b2; after one, Adam's step is sign(g)
+  whatever b2 is."""
+  grads = [GRADS[0], {"w": np.array([[1.0, 0.5], [0.0, 0.1]], np.float32), "b": GRADS[1]["b"]}]
+  for name in ("adam", "adamw"):
+    got = _run(_config(name=name, b2=0.5), grads=grads)
+    _assert_close(got, _adam_reference(b2=0.5, grads=grads), atol=ADAM_ATOL)
+    assert not np.allclose(got["w"], _adam_reference(b2=0.999, grads=grads)["w"], atol=1e-3)
 
 
 def test_unknown_optimizer_and_schedule_are_refused():
@@ -147,3 +171,38 @@ def test_cosine_goes_to_zero_over_the_run():
   assert float(schedule(0)) == pytest.approx(2.0)
   assert float(schedule(20)) == pytest.approx(1.0)  # half-way: (1 + cos(pi / 2)) / 2
   assert float(schedule(40)) == pytest.approx(0.0, abs=1e-7)
+
+
+def _nanogpt_lr(it, lr, warmup, decay_iters, min_lr):
+  """nanoGPT's train.py get_lr, written out."""
+  if it < warmup:
+    return lr * (it + 1) / (warmup + 1)
+  if it > decay_iters:
+    return min_lr
+  ratio = (it - warmup) / (decay_iters - warmup)
+  return min_lr + 0.5 * (1.0 + np.cos(np.pi * ratio)) * (lr - min_lr)
+
+
+def test_cosine_with_warmup_and_floor_is_nanogpts_schedule():
+  config = _config(schedule="cosine", learning_rate=1e-3, warmup_steps=10,
+                   end_learning_rate=1e-4)
+  schedule = optim.learning_rate_schedule(config, 7, 50)
+  got = [float(schedule(s)) for s in range(51)]
+  want = [_nanogpt_lr(s, 1e-3, 10, 50, 1e-4) for s in range(51)]
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  assert got[0] == pytest.approx(1e-3 / 11) and got[50] == pytest.approx(1e-4)
+
+
+def test_cosine_floor_without_warmup():
+  schedule = optim.learning_rate_schedule(
+      _config(schedule="cosine", learning_rate=2.0, end_learning_rate=0.5), 10, 40)
+  assert float(schedule(0)) == pytest.approx(2.0)
+  assert float(schedule(20)) == pytest.approx(1.25)
+  assert float(schedule(40)) == pytest.approx(0.5)
+
+
+def test_a_warmup_as_long_as_the_run_is_refused():
+  config = _config(schedule="cosine", warmup_steps=40)
+  with pytest.raises(ValueError, match="warmup_steps = 40 leaves no step of the cosine: "
+                                       "the run has 40 steps"):
+    optim.learning_rate_schedule(config, 10, 40)

@@ -199,6 +199,15 @@ def _fingerprint(config: ml_collections.ConfigDict) -> dict:
   return fp
 
 
+def _without_defaults(fp: dict) -> dict:
+  """``fp`` less the optim fields at the value that stands for them when absent
+  (``optim.DEFAULTS``), so a run recorded before such a field existed resumes."""
+  if isinstance(fp.get("optim"), dict):
+    fp["optim"] = {k: v for k, v in fp["optim"].items()
+                   if not (k in optim.DEFAULTS and v == optim.DEFAULTS[k])}
+  return fp
+
+
 def check_workdir(workdir: pathlib.Path, config, fingerprint=None) -> None:
   """Refuses a workdir whose config.json is another run's.
 
@@ -214,7 +223,8 @@ def check_workdir(workdir: pathlib.Path, config, fingerprint=None) -> None:
   except Exception as e:
     raise ckpt_lib.CheckpointError(f"unreadable {path}: {e}") from None
   # Through JSON both, so that a tuple and the list it was stored as agree.
-  normal = lambda c: json.loads(json.dumps(metrics_lib.jsonable(fingerprint(c))))
+  normal = lambda c: _without_defaults(
+      json.loads(json.dumps(metrics_lib.jsonable(fingerprint(c)))))
   old, new = normal(stored), normal(config)
   if old != new:
     flat = lambda d, p="": ({f"{p}{k}": v for kk, vv in d.items() for k, v in

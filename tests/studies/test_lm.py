@@ -432,6 +432,20 @@ def test_workdir_of_another_run_is_refused_and_left_alone(reference_run):
   assert _snapshot(workdir) == before
 
 
+def test_a_workdir_recorded_before_an_optim_field_existed_still_resumes(tmp_path):
+  """config.json of a run from before warmup_steps, end_learning_rate and b2:
+  the same run as a config holding them at their defaults, another run when
+  one of them differs."""
+  stored = tiny_config().to_dict()
+  for key in optim.DEFAULTS:
+    stored["optim"].pop(key, None)
+  (tmp_path / "config.json").write_text(json.dumps(stored))
+  lm.check_workdir(tmp_path, tiny_config())
+  with pytest.raises(ckpt_lib.CheckpointError, match=r"holds another run \(optim.b2: "
+                                                     r"None there, 0.99 now\)"):
+    lm.check_workdir(tmp_path, tiny_config(**{"optim.b2": 0.99}))
+
+
 def test_missing_data_dir_names_the_directory(tmp_path):
   c = tiny_config(**{"data.source": "local", "data.dir": str(tmp_path / "nope")})
   with pytest.raises(ValueError, match="nope"):
