@@ -16,6 +16,7 @@ import numpy as np
 from flax import linen as nn
 
 from rnn_research import cells as cells_lib
+from rnn_research import dropout as dropout_lib
 from rnn_research.recurrent import StackedRNN
 
 Array = jax.Array
@@ -143,7 +144,7 @@ class LanguageModel(nn.Module):
         variational=self.variational_dropout,
         connection=self.connection,
         unroll=self.unroll)
-    self.dropout = nn.Dropout(self.dropout_rate, broadcast_dims=(
+    self.dropout = dropout_lib.Dropout(self.dropout_rate, broadcast_dims=(
         (1,) if self.variational_dropout else ()))
     if not self.tie_weights:
       kernel_init = (cells_lib.uniform_init(self.init_scale) if self.init_scale > 0
@@ -258,7 +259,7 @@ class SentenceClassifier(nn.Module):
       raise ValueError(f"unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
     x = nn.Embed(self.vocab_size, self.embed_size,
                  embedding_init=_embed_init(self.init_scale))(tokens)  # (B, T, E)
-    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    x = dropout_lib.Dropout(self.dropout_rate)(x, deterministic=deterministic)
     h, _ = _stack(self, self.bidirectional)(x, lengths=lengths,
                                              deterministic=deterministic)  # (B, T, F)
     mask = (jnp.arange(tokens.shape[1])[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
@@ -274,7 +275,7 @@ class SentenceClassifier(nn.Module):
       scores = nn.Dense(1, use_bias=False, name="attention_score")(u)  # (B, T, 1)
       weights = jax.nn.softmax(jnp.where(mask, scores, -jnp.inf), axis=1)
       pooled = (weights * h).sum(axis=1)  # (B, F)
-    pooled = nn.Dropout(self.dropout_rate)(pooled, deterministic=deterministic)
+    pooled = dropout_lib.Dropout(self.dropout_rate)(pooled, deterministic=deterministic)
     logits = nn.Dense(self.num_classes, name="output")(pooled).astype(jnp.float32)
     return logits[:, 0] if self.num_classes == 1 else logits
 
@@ -361,10 +362,10 @@ class SequenceTagger(nn.Module):
       x = jnp.concatenate([x, CharWordEncoder(
           self.char_vocab_size, self.char_embed_size, self.char_hidden_size,
           unroll=self.unroll)(chars, char_lengths)], axis=-1)  # (B, T, E + 2Hc)
-    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    x = dropout_lib.Dropout(self.dropout_rate)(x, deterministic=deterministic)
     h, _ = _stack(self, self.bidirectional)(x, lengths=lengths,
                                              deterministic=deterministic)  # (B, T, F)
-    h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+    h = dropout_lib.Dropout(self.dropout_rate)(h, deterministic=deterministic)
     return nn.Dense(self.num_tags, name="output")(h).astype(jnp.float32)
 
 

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from rnn_research import cells as cells_lib
+from rnn_research import dropout as dropout_lib
 from rnn_research.cells import _ProjectedCell
 
 Array = jax.Array
@@ -495,7 +496,7 @@ class StackedRNN(nn.Module):
         layers.append(Recurrent(self.cell_factory(), unroll=self.unroll,
                                 name=f"layer_{i}"))
     self.layers = layers
-    self.dropout = nn.Dropout(self.dropout_rate,
+    self.dropout = dropout_lib.Dropout(self.dropout_rate,
                               broadcast_dims=(1,) if self.variational else ())
     if self.connection == "highway":
       size = self.cell_factory().hidden_size * (
