@@ -14,6 +14,14 @@ config; the variant is built with one thing changed:
 * ``autodiff_products``: every ``cells.projection`` (the output layer, the
   cells' input projections, ``Recurrent``'s W gradient after the loop) by
   plain autodiff (A12).
+* ``flax_dropout``: ``flax.linen.Dropout`` (a Threefry block per element) in
+  place of ``rnn_research.dropout.Dropout`` (a 16-bit lane per element); a
+  different mask, so the losses differ by the dropout noise (A13).
+
+``--config`` is one of ``lm_throughput.py``'s PTB sizes or
+``shakespeare_feng``, ``configs/shakespeare.py:feng`` itself (3 residual
+layers of 384, batch 64 x 256, dropout 0.2) on 65 symbols, with any of its
+cells (``--cell=mingru``).
 
     python benchmarks/ab_step.py --config=zaremba_medium --variant=per_step_weight_grad --steps=2 --repeats=8
 
@@ -35,7 +43,9 @@ import lm_throughput as lt
 
 import jax.numpy as jnp  # noqa: E402  (lm_throughput set up the environment first)
 
+from flax import linen as nn  # noqa: E402
 from rnn_research import cells  # noqa: E402
+from rnn_research import dropout  # noqa: E402
 from rnn_research import models  # noqa: E402
 from rnn_research import recurrent  # noqa: E402
 from rnn_research.studies import lm  # noqa: E402
@@ -55,7 +65,7 @@ def _autodiff_logits(h, kernel, bias, dtype=None):
 
 
 VARIANTS = ("per_step_weight_grad", "no_cross_entropy", "autodiff_softmax",
-            "autodiff_products")
+            "autodiff_products", "flax_dropout")
 
 
 def _build(config, vocab, batches, variant):
@@ -66,6 +76,7 @@ def _build(config, vocab, batches, variant):
                            lambda logits, targets: jnp.mean(logits, axis=-1) * 1e-3),
       "autodiff_softmax": (models, "project_logits", _autodiff_logits),
       "autodiff_products": (cells, "projection", _autodiff_projection),
+      "flax_dropout": (dropout, "Dropout", nn.Dropout),
   }
   module, name, value = patches[variant]
   original = getattr(module, name)
@@ -81,18 +92,15 @@ def _build(config, vocab, batches, variant):
 
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--config", default="zaremba_small", choices=tuple(lt.CONFIGS))
-  p.add_argument("--cell", default="lstm", choices=tuple(lt.CELLS))
+  lt.add_config_args(p)
   p.add_argument("--variant", required=True, choices=VARIANTS)
-  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--steps", type=int, default=10, help="steps per timed block")
   p.add_argument("--repeats", type=int, default=12, help="timed blocks per side")
+  p.add_argument("--out", default="", help="also append the JSON line to this file")
   args = p.parse_args(argv)
   lt.cli.retain_freed_memory()  # as the benchmark and the experiment scripts
   load_start = os.getloadavg()[0]
-  config = lt.make_config(lt.parse_args([f"--config={args.config}", f"--cell={args.cell}",
-                                         f"--dtype={args.dtype}"]))
-  vocab = lt.CONFIGS[args.config][4]
+  config, vocab = lt.config_and_vocab(p, args)
   batches = lt.random_batches(config, vocab)
   default = lt.Ours(config, vocab, batches)
   t0 = time.perf_counter()
@@ -122,7 +130,11 @@ def main(argv=None) -> dict:
         f"{args.variant} {record['variant_ms']:.1f} ms/step, paired median "
         f"{args.variant} / default {record['ratio']:.3f}; first step "
         f"{default_first:.1f} / {variant_first:.1f} s")
-  print(json.dumps(record))
+  line = json.dumps(record)
+  print(line)
+  if args.out:
+    with open(args.out, "a") as f:
+      f.write(line + "\n")
   return record
 
 

@@ -55,6 +55,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import ptb  # noqa: E402
+from configs import shakespeare  # noqa: E402
 from rnn_research import cli  # noqa: E402
 from rnn_research import interop  # noqa: E402
 from rnn_research import optim  # noqa: E402
@@ -69,6 +70,9 @@ CONFIGS = {
     "tiny": ("small", 4, 5, 16, 50, 0.0),  # for tests only
 }
 PUBLIC_CONFIGS = tuple(c for c in CONFIGS if c != "tiny")
+# Experiment configs that ab_step.py and profile_step.py measure as they are:
+# name -> (configs/shakespeare.py variant, vocabulary: Tiny Shakespeare's 65 symbols).
+EXPERIMENTS = {"shakespeare_feng": ("feng", 65)}
 # Our registered cell and its options -> PyTorch's module (same equations:
 # interop.py maps one onto the other; the GRU is the reset-after variant).
 CELLS = {
@@ -131,6 +135,30 @@ def make_config(args) -> ml_collections.ConfigDict:
   c.data.batch_size = batch
   c.data.bptt = bptt
   return c
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+  """--config, --cell and --dtype of the scripts that time our side only."""
+  p.add_argument("--config", default="zaremba_small", choices=tuple(CONFIGS) + tuple(EXPERIMENTS),
+                 metavar="{" + ",".join(PUBLIC_CONFIGS + tuple(EXPERIMENTS)) + "}")
+  p.add_argument("--cell", default="lstm", choices=tuple(shakespeare.CELLS),
+                 help=f"with a PTB size: {', '.join(CELLS)}; with an experiment config, any")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+
+
+def config_and_vocab(p: argparse.ArgumentParser, args) -> tuple[ml_collections.ConfigDict, int]:
+  """The config of ``add_config_args``' flags and its vocabulary size."""
+  if args.config in EXPERIMENTS:
+    variant, vocab = EXPERIMENTS[args.config]
+    config = shakespeare.get_config(f"{variant},{args.cell}")
+    config.model.dtype = args.dtype
+    return config, vocab
+  if args.cell not in CELLS:
+    p.error(f"--cell={args.cell} runs with --config={'/'.join(EXPERIMENTS)}; "
+            f"with {args.config}: {', '.join(CELLS)}")
+  config = make_config(parse_args([f"--config={args.config}", f"--cell={args.cell}",
+                                   f"--dtype={args.dtype}"]))
+  return config, CONFIGS[args.config][4]
 
 
 def random_batches(config, vocab: int, seed: int = 0) -> list[np.ndarray]:

@@ -125,18 +125,14 @@ def busy_time(events: list[dict], names: set[str]) -> float:
 
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--config", default="zaremba_small", choices=tuple(lt.CONFIGS))
-  p.add_argument("--cell", default="lstm", choices=tuple(lt.CELLS))
-  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  lt.add_config_args(p)
   p.add_argument("--steps", type=int, default=10, help="profiled steps")
   p.add_argument("--warmup", type=int, default=5, help="steps before the profile")
   p.add_argument("--out", default="", help="also append the JSON line to this file")
   args = p.parse_args(argv)
   lt.cli.retain_freed_memory()  # as the benchmark and the experiment scripts
   load_start = os.getloadavg()[0]
-  config = lt.make_config(lt.parse_args([f"--config={args.config}", f"--cell={args.cell}",
-                                         f"--dtype={args.dtype}"]))
-  vocab = lt.CONFIGS[args.config][4]
+  config, vocab = lt.config_and_vocab(p, args)
   ours = lt.Ours(config, vocab, lt.random_batches(config, vocab))
   ours.run(1 + args.warmup)
   inputs, targets = ours.batches[0]

@@ -132,7 +132,8 @@ def test_matmul_floor_times_the_step_products_beside_both_steps(capsys):
   assert record["gflop"] * 1e9 == pytest.approx(2 * (3 * n * h * 50 + 2 * 6 * n * h * g))
 
 
-@pytest.mark.parametrize("variant", ["per_step_weight_grad", "autodiff_products"])
+@pytest.mark.parametrize("variant", ["per_step_weight_grad", "autodiff_products",
+                                     "flax_dropout"])
 def test_ab_step_times_the_default_against_a_variant_of_the_same_step(variant, capsys):
   ab = load_script("ab_step")
   result = ab.main(["--config=tiny", f"--variant={variant}", "--steps=1",
@@ -142,6 +143,21 @@ def test_ab_step_times_the_default_against_a_variant_of_the_same_step(variant, c
   assert record["default_ms"] > 0 and record["variant_ms"] > 0
   # The same computation up to float rounding: the same training losses.
   assert record["variant_loss"] == pytest.approx(record["default_loss"], rel=1e-5)
+
+
+def test_step_scripts_take_the_shakespeare_experiment_config_with_any_cell():
+  """ab_step and profile_step: --config=shakespeare_feng is configs/shakespeare.py:feng."""
+  import argparse
+  from configs import shakespeare
+  lt = load_script()
+  p = argparse.ArgumentParser()
+  lt.add_config_args(p)
+  config, vocab = lt.config_and_vocab(p, p.parse_args(["--config=shakespeare_feng",
+                                                       "--cell=minlstm"]))
+  assert vocab == 65
+  assert config.to_dict() == shakespeare.get_config("feng,minlstm").to_dict()
+  with pytest.raises(SystemExit):  # PyTorch's side has no minLSTM: a PTB size refuses it
+    lt.config_and_vocab(p, p.parse_args(["--config=zaremba_small", "--cell=minlstm"]))
 
 
 def test_profile_assigns_each_instruction_to_its_part_of_the_step():
