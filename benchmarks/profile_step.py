@@ -8,7 +8,9 @@ named as in the compiled module. Each instruction's ``op_name`` metadata in
 ``train_step.lower(...).compile().as_text()`` says which part of the step it
 belongs to (``category``): the softmax products, the recurrent loops forward
 and backward (their products apart from their gate arithmetic), the input
-projections, the cross-entropy, the embedding, the update. Times are self
+projections, the cross-entropy, the embedding, the update, dropout, and for
+the linear-recurrence cells (``--config=shakespeare_feng --cell=mingru``)
+their coefficients and readout apart from the chunked scan. Times are self
 times (an instruction's event less the events nested in it, e.g. a while
 loop's body), in ms per step; what the step's wall time has beyond all
 instructions is "outside XLA's instructions" (dispatch, Python, waits).
@@ -50,6 +52,9 @@ CATEGORIES = (
     "embedding (gather, scatter-add gradient)",
     "gradient norm, clipping, SGD update, non-finite guard",
     "copies without metadata (layout, donation)",
+    "dropout (masks and their application, both directions)",
+    "linear recurrences: coefficients a_t, b_t, readout, their gradients",
+    "linear recurrences: the chunked scan, forward and backward",
 )
 HOST = "outside XLA's instructions (dispatch, Python, waits)"
 
@@ -59,6 +64,11 @@ def category(op_name: str) -> str:
   ``op_name`` metadata belongs to (one of ``CATEGORIES``)."""
   if not op_name:
     return CATEGORIES[10]
+  if "/dropout/" in op_name or op_name.endswith("/dropout"):
+    return CATEGORIES[11]
+  if "._parallel/" in op_name:  # Recurrent's parallel form (minGRU, minLSTM, LRU)
+    cell_part = re.search(r"/cell\.(log_coefficients|coefficients|readout)/", op_name)
+    return CATEGORIES[12] if cell_part else CATEGORIES[13]
   if "/softmax/" in op_name:
     return CATEGORIES[0] if op_name.endswith("dot_general") else CATEGORIES[1]
   if "/rnn/" in op_name:

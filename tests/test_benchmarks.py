@@ -161,7 +161,7 @@ def test_step_scripts_take_the_shakespeare_experiment_config_with_any_cell():
 
 
 def test_profile_assigns_each_instruction_to_its_part_of_the_step():
-  """op_name metadata of the compiled Zaremba-small step -> its row."""
+  """op_name metadata of the compiled Zaremba-small and Shakespeare-feng steps -> its row."""
   profile = load_script("profile_step")
   step = "jit(train_step)/"
   bwd = step + "transpose(jvp(LanguageModel))/"
@@ -183,6 +183,16 @@ def test_profile_assigns_each_instruction_to_its_part_of_the_step():
       bwd + "embed/jit(_take)/scatter-add": "embedding (gather, scatter-add gradient)",
       step + "reduce_sum": "gradient norm, clipping, SGD update, non-finite guard",
       "": "copies without metadata (layout, donation)",
+      # configs/shakespeare.py:feng's minGRU and minLSTM step
+      step + "jvp(LanguageModel)/rnn/dropout/concatenate":
+      "dropout (masks and their application, both directions)",
+      bwd + "dropout/div": "dropout (masks and their application, both directions)",
+      step + "jvp(LanguageModel)/rnn/layer_1/layer_1._parallel/cell.coefficients/"
+      "jit(softplus)/log1p": "linear recurrences: coefficients a_t, b_t, readout, their gradients",
+      bwd + "rnn/layer_0/layer_0._parallel/cell.readout/mul":
+      "linear recurrences: coefficients a_t, b_t, readout, their gradients",
+      bwd + "rnn/layer_0/layer_0._parallel/concatenate":
+      "linear recurrences: the chunked scan, forward and backward",
   }
   assert set(cases.values()) == set(profile.CATEGORIES)
   for op_name, want in cases.items():
