@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -97,6 +96,7 @@ def main(argv=None) -> dict:
   p.add_argument("--steps", type=int, default=10, help="steps per timed block")
   p.add_argument("--repeats", type=int, default=12, help="timed blocks per side")
   p.add_argument("--out", default="", help="also append the JSON line to this file")
+  p.set_defaults(json=True)  # lt.emit: the JSON line always ends the output
   args = p.parse_args(argv)
   lt.cli.retain_freed_memory()  # as the benchmark and the experiment scripts
   load_start = os.getloadavg()[0]
@@ -130,11 +130,7 @@ def main(argv=None) -> dict:
         f"{args.variant} {record['variant_ms']:.1f} ms/step, paired median "
         f"{args.variant} / default {record['ratio']:.3f}; first step "
         f"{default_first:.1f} / {variant_first:.1f} s")
-  line = json.dumps(record)
-  print(line)
-  if args.out:
-    with open(args.out, "a") as f:
-      f.write(line + "\n")
+  lt.emit(record, args)
   return record
 
 

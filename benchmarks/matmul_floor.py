@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -175,11 +174,7 @@ def main(argv=None) -> dict:
           f"{torch_ms:.1f} ms. Ours is {record['ratio']:.2f}x its speed; a step "
           f"doing nothing but the products, at the faster library's speed, would "
           f"be {record['max_ratio']:.2f}x")
-  if args.json:
-    print(json.dumps(record))
-  if args.out:
-    with open(args.out, "a") as f:
-      f.write(json.dumps(record) + "\n")
+  lt.emit(record, args)
   return record
 
 

@@ -139,6 +139,7 @@ def main(argv=None) -> dict:
   p.add_argument("--steps", type=int, default=10, help="profiled steps")
   p.add_argument("--warmup", type=int, default=5, help="steps before the profile")
   p.add_argument("--out", default="", help="also append the JSON line to this file")
+  p.set_defaults(json=True)  # lt.emit: the JSON line always ends the output
   args = p.parse_args(argv)
   lt.cli.retain_freed_memory()  # as the benchmark and the experiment scripts
   load_start = os.getloadavg()[0]
@@ -188,11 +189,7 @@ def main(argv=None) -> dict:
       "date": datetime.datetime.now().isoformat(timespec="seconds"),
       "command": "python benchmarks/profile_step.py " + " ".join(
           sys.argv[1:] if argv is None else argv)}
-  line = json.dumps(record)
-  print(line)
-  if args.out:
-    with open(args.out, "a") as f:
-      f.write(line + "\n")
+  lt.emit(record, args)
   return record
 
 
