@@ -136,11 +136,29 @@ class Preemption:
 
   A context manager; the previous handlers come back on exit. Outside the
   main thread (where Python cannot install handlers) it never asks to stop.
+
+  JAX dispatches asynchronously: a loop that never waits runs ahead of the
+  device to its next fetch of a result (the next log, often tens of steps
+  away), and a signal would be acted on only there, once every step
+  dispatched before it has run. The loop therefore hands each step's outputs
+  to :meth:`dispatched`, which keeps at most two steps in flight: the device
+  still never waits for the host, and a signal is acted on within a step.
   """
 
   def __init__(self):
-    self.requested = False
+    self._requested = False
+    self._in_flight = None
     self._previous = {}
+
+  @property
+  def requested(self) -> bool:
+    return self._requested
+
+  def dispatched(self, outputs) -> None:
+    """Call right after dispatching a step, with its outputs: returns once the
+    step before it has finished."""
+    jax.block_until_ready(self._in_flight)
+    self._in_flight = outputs
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
@@ -151,7 +169,7 @@ class Preemption:
   def _handle(self, signum, frame):
     del frame
     logging.warning("received signal %d: saving a checkpoint at the next step", signum)
-    self.requested = True
+    self._requested = True
 
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():

@@ -69,22 +69,25 @@ def tiny_lm_run(tmp_path_factory):
   return workdir, lm.train_and_evaluate(tiny_config(), str(workdir))
 
 
-class _PreemptAfter:
-  """Stands in for checkpoint.Preemption: asks to stop once ``n`` steps have run."""
+def _preempt_after(preemption, n):
+  """A ``preemption`` (checkpoint.Preemption) that asks to stop once ``n``
+  steps have run."""
 
-  def __init__(self, n):
-    self.n, self.checks = n, 0
+  class PreemptAfter(preemption):
+    checks = 0
 
-  def __enter__(self):
-    return self
+    def __enter__(self):  # no signal handlers
+      return self
 
-  def __exit__(self, *exc):
-    pass
+    def __exit__(self, *exc):
+      pass
 
-  @property
-  def requested(self):
-    self.checks += 1
-    return self.checks > self.n
+    @property
+    def requested(self):
+      self.checks += 1
+      return self.checks > n
+
+  return PreemptAfter()
 
 
 @pytest.fixture
@@ -96,6 +99,56 @@ def preempt_after():
   @contextlib.contextmanager
   def patch(n):
     with pytest.MonkeyPatch.context() as mp:
-      mp.setattr(ckpt_lib, "Preemption", lambda: _PreemptAfter(n))
+      real = ckpt_lib.Preemption
+      mp.setattr(ckpt_lib, "Preemption", lambda: _preempt_after(real, n))
       yield
   return patch
+
+
+@pytest.fixture
+def sigterm_after_device_steps(monkeypatch):
+  """``sigterm_after_device_steps(n)`` watches the training steps on the device:
+  once ``n`` have finished, it sends this process SIGTERM. It returns a list
+  that then holds the number of steps finished right after the signal (at
+  least as many as when it came).
+
+  The trainers' jitted ``train_step`` is wrapped to keep each step's metrics
+  (never donated), and a thread polls which of them are ready; nothing is
+  added to the computation, which runs, and is dispatched, as in a real run."""
+  import signal
+  import threading
+  import time
+
+  import jax
+
+  outputs, sent = [], []
+  jit = jax.jit
+
+  def spying_jit(fun, *args, **kwargs):
+    compiled = jit(fun, *args, **kwargs)
+    if getattr(fun, "__name__", None) != "train_step":
+      return compiled
+
+    def train_step(*step_args):
+      state, metrics = compiled(*step_args)
+      outputs.append(jax.tree.leaves(metrics))
+      return state, metrics
+    return train_step
+
+  def finished(since=0):
+    while since < len(outputs) and all(x.is_ready() for x in outputs[since]):
+      since += 1
+    return since
+
+  def watch(n):
+    while finished() < n:
+      time.sleep(0.0005)
+    os.kill(os.getpid(), signal.SIGTERM)
+    # Counted after the signal: at least as many as had finished when it came.
+    sent.append(finished())
+
+  def start(n):
+    monkeypatch.setattr(jax, "jit", spying_jit)
+    threading.Thread(target=watch, args=(n,), daemon=True).start()
+    return sent
+  return start

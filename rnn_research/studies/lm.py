@@ -340,6 +340,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           inputs, targets = parallel.shard_batch(mesh, (inputs, targets))
         t0 = time.perf_counter()
         state, step_metrics = train_step(state, inputs, targets, dropout_key)
+        preemption.dispatched(step_metrics)
         if compile_seconds is None:
           jax.block_until_ready(state.step)
           compile_seconds = time.perf_counter() - t0

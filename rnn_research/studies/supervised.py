@@ -331,6 +331,7 @@ def fit(workdir: str | pathlib.Path, *, params, tx: optax.GradientTransformation
             raise ValueError(f"train_batches({epoch}) gave {len(batches)} batches, "
                              f"epoch 0 {steps_per_epoch}: the count must not change")
         state, step_metrics = train_step(state, batches[position], rng)
+        preemption.dispatched(step_metrics)
         pending.append(step_metrics)
         step += 1
         window_steps += 1

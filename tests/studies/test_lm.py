@@ -165,6 +165,23 @@ def test_signal_saves_a_checkpoint_at_the_step_it_reports_and_the_rerun_resumes_
   _assert_resumed_run_equals_reference(tmp_path, seen, 6, reference_run)
 
 
+def test_a_signal_is_acted_on_within_a_step_of_the_device_not_at_the_next_log(
+    tmp_path, sigterm_after_device_steps):
+  """SIGTERM comes once the device has finished 5 steps of a run whose first
+  fetch of a result is at the end of the epoch (step 26). The checkpoint is
+  saved within two steps of the signal.
+
+  Catches: the host left to run ahead of the device (JAX dispatches
+  asynchronously): it has dispatched the whole epoch when the signal comes,
+  and saves there, at the run's next fetch, 20 steps late."""
+  sent = sigterm_after_device_steps(5)
+  out = lm.train_and_evaluate(tiny_config(**{
+      "model.hidden_size": 384, "log_every_steps": 1000, "checkpoint_every_steps": 0}),
+      str(tmp_path))
+  assert out["preempted"] and sent, (out, sent)
+  assert out["step"] <= sent[0] + 2, (out, sent)
+
+
 def test_run_killed_after_logging_resumes_from_its_checkpoint_and_trims_metrics(
     reference_run, tmp_path, monkeypatch):
   """The run dies fetching window 7: metrics.jsonl already holds step 6, the

@@ -22,6 +22,7 @@ import pytest
 from rnn_research import checkpoint as ckpt_lib
 from rnn_research import metrics as metrics_lib
 from rnn_research.studies import lm
+from rnn_research.studies import supervised
 from tests.studies import supervised_toy as toy
 
 from tests import REPO
@@ -92,6 +93,37 @@ def test_preempted_mid_epoch_then_resumed_ends_like_the_run_that_never_stopped(
   assert_trees_equal(out.params, ref.params)
   assert_trees_equal(checkpoint_params(tmp_path)[1], checkpoint_params(ref_dir)[1])
   assert metrics_lib.read_metrics(tmp_path) == metrics_lib.read_metrics(ref_dir)
+
+
+def test_a_signal_is_acted_on_within_a_step_of_the_device_not_at_the_next_log(
+    tmp_path, sigterm_after_device_steps):
+  """SIGTERM comes once the device has finished 5 steps of a 30-step epoch
+  whose first fetch of a result is at its end (a least-squares fit, its steps
+  heavy enough to take milliseconds). The checkpoint is saved within two
+  steps of the signal.
+
+  Catches: the host left to run ahead of the device (JAX dispatches
+  asynchronously): it has dispatched the whole epoch when the signal comes,
+  and saves there, 25 steps late."""
+  x = jax.random.normal(jax.random.key(0), (512, 512))
+
+  def loss_fn(params, batch, rng, train):
+    del rng, train
+    h = batch
+    for _ in range(8):
+      h = jnp.tanh(h @ params["w"])
+    objective = jnp.mean((h - batch) ** 2)
+    return objective, {"loss": objective}
+
+  evaluate = lambda params, split: {"error": 0.0, "loss": 0.0}
+  sent = sigterm_after_device_steps(5)
+  out = supervised.fit(
+      tmp_path, params={"w": jnp.eye(512)}, tx=optax.sgd(0.01), loss_fn=loss_fn,
+      train_batches=lambda epoch: [x] * 30, evaluate=evaluate,
+      options=supervised.Options(num_epochs=2, log_every_steps=1000, tensorboard=False),
+      rng=jax.random.key(1))
+  assert out.preempted and sent, (out, sent)
+  assert out.steps <= sent[0] + 2, (out, sent)
 
 
 def _wait(predicate, proc, timeout=120):
