@@ -91,6 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--batch", type=int, default=16)
   p.add_argument("--hidden", type=int, default=256)
   p.add_argument("--vocab", type=int, default=256)
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                 help="our model.dtype (matrix products; the scans stay float32); "
+                      "PyTorch runs under bf16 autocast")
   p.add_argument("--steps", type=int, default=2, help="steps per timed block")
   p.add_argument("--warmup", type=int, default=1, help="untimed steps after the first")
   p.add_argument("--repeats", type=int, default=3, help="timed block rounds")
@@ -108,7 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def make_config(args, cell: str, bptt: int):
   """configs/ptb.py's small variant (as lm_throughput) at this benchmark's sizes."""
-  base = argparse.Namespace(config="zaremba_small", cell="gru", dtype="float32",
+  base = argparse.Namespace(config="zaremba_small", cell="gru", dtype=args.dtype,
                             unroll=0, dropout=0.0)
   c = lt.make_config(base)
   c.model.cell = cell.split("_")[0]
@@ -129,7 +132,7 @@ def one_length(args, bptt: int) -> dict:
       sides[cell] = lt.Ours(config, args.vocab, batches)
       first[cell] = lt.first_step(sides[cell])
   if not args.skip_torch:
-    sides["torch_gru"] = lt.Torch(configs["gru"], args.vocab, batches, "gru", "float32")
+    sides["torch_gru"] = lt.Torch(configs["gru"], args.vocab, batches, "gru", args.dtype)
     first["torch_gru"] = lt.first_step(sides["torch_gru"])
   for s in sides.values():
     s.run(args.warmup)
@@ -143,6 +146,7 @@ def one_length(args, bptt: int) -> dict:
             for name in names}
   return {
       "bptt": bptt, "batch": args.batch, "hidden": args.hidden, "vocab": args.vocab,
+      "dtype": args.dtype,
       "layers": configs["gru"].model.num_layers, "steps": args.steps,
       "repeats": args.repeats,
       "tok_s": {name: statistics.median(v) for name, v in tok_s.items()},
@@ -150,7 +154,7 @@ def one_length(args, bptt: int) -> dict:
       "first_step_s": first,
       "params": {name: int(s.num_params) for name, s in sides.items()},
       "loss": {name: s.loss() for name, s in sides.items()},
-      "device": lt.device_name(), "versions": lt.versions(),
+      "device": lt.device_name(), "processor": lt.processor(), "versions": lt.versions(),
       "loadavg_1min": [load_start, os.getloadavg()[0]],  # other users of the CPU
       "scan_chunk": recurrent.SCAN_CHUNK,
       "command": " ".join(["python", "benchmarks/parallel_scan.py"] + sys.argv[1:]),
@@ -166,7 +170,8 @@ def main(argv=None) -> list[dict]:
     r = one_length(args, bptt)
     if argv is not None:
       r["command"] = " ".join(["python", "benchmarks/parallel_scan.py"] + list(argv))
-    print(f"T={bptt} (B={args.batch}, H={args.hidden}, V={args.vocab}) on {r['device']}, "
+    print(f"T={bptt} (B={args.batch}, H={args.hidden}, V={args.vocab}, {args.dtype}) "
+          f"on {r['device']}, "
           f"load {r['loadavg_1min'][0]:.1f} -> {r['loadavg_1min'][1]:.1f}")
     for name in r["tok_s"]:
       print(f"  {name:10s} {r['tok_s'][name]:>12,.0f} tok/s  x{r['ratio_to_our_gru'][name]:.2f}"

@@ -229,3 +229,18 @@ def test_parallel_scan_benchmark_reports_ratios_to_our_gru(capsys):
   assert record["ratio_to_our_gru"]["gru"] == 1.0
   assert record["ratio_to_our_gru"]["mingru"] == pytest.approx(
       record["tok_s"]["mingru"] / record["tok_s"]["gru"])
+
+
+def test_parallel_scan_benchmark_runs_the_dtype_it_names_and_records_the_processor():
+  """--dtype=bfloat16 reaches both sides' models: each loss differs from the
+  float32 run's on the same batches (in the third decimal or so)."""
+  bench = load_script("parallel_scan")
+  flags = ["--bptt=6", "--cells=gru,mingru", "--batch=2", "--hidden=8", "--vocab=20",
+           "--steps=1", "--warmup=0", "--repeats=1"]
+  (f32,) = bench.main(flags)
+  (bf16,) = bench.main(flags + ["--dtype=bfloat16"])
+  assert (f32["dtype"], bf16["dtype"]) == ("float32", "bfloat16")
+  for side in ("gru", "mingru", "torch_gru"):
+    assert bf16["loss"][side] != f32["loss"][side], side
+    assert bf16["loss"][side] == pytest.approx(f32["loss"][side], rel=0.05), side
+  assert bf16["processor"]["logical_cpus"] >= 1 and bf16["processor"]["model"]
