@@ -25,7 +25,9 @@ every other cost, so no scan can make the minGRU faster than this).
     python benchmarks/parallel_scan.py --bptt=35,128,512,2048 --json \
         --out=benchmarks/results/parallel_scan_cpu.jsonl
 
-prints a table per length and one JSON line per length. docs/parallel_recurrences.md
+prints a table per length and one JSON line per length (with the processor
+it ran on). ``--dtype=bfloat16`` runs our matrix products in bf16 (the scans
+and gates stay float32) and PyTorch's GRU under bf16 autocast. docs/parallel_recurrences.md
 has the measured table.
 """
 
