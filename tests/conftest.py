@@ -114,7 +114,10 @@ def sigterm_after_device_steps(monkeypatch):
 
   The trainers' jitted ``train_step`` is wrapped to keep each step's metrics
   (never donated), and a thread polls which of them are ready; nothing is
-  added to the computation, which runs, and is dispatched, as in a real run."""
+  added to the computation, which runs, and is dispatched, as in a real run.
+  Outside the trainer's own handler, SIGTERM is ignored until the test ends,
+  and the thread stops then: a signal that comes late fails the test's
+  assertions instead of killing the test process."""
   import signal
   import threading
   import time
@@ -142,7 +145,8 @@ def sigterm_after_device_steps(monkeypatch):
 
   def watch(n):
     while finished() < n:
-      time.sleep(0.0005)
+      if done.wait(0.0005):
+        return
     os.kill(os.getpid(), signal.SIGTERM)
     # Counted after the signal: at least as many as had finished when it came.
     sent.append(finished())
@@ -151,4 +155,9 @@ def sigterm_after_device_steps(monkeypatch):
     monkeypatch.setattr(jax, "jit", spying_jit)
     threading.Thread(target=watch, args=(n,), daemon=True).start()
     return sent
-  return start
+
+  done = threading.Event()
+  previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  yield start
+  done.set()
+  signal.signal(signal.SIGTERM, previous)
