@@ -27,8 +27,11 @@ every other cost, so no scan can make the minGRU faster than this).
 
 prints a table per length and one JSON line per length (with the processor
 it ran on). ``--dtype=bfloat16`` runs our matrix products in bf16 (the scans
-and gates stay float32) and PyTorch's GRU under bf16 autocast. docs/parallel_recurrences.md
-has the measured table.
+and gates stay float32) and PyTorch's GRU under bf16 autocast. ``--batch`` and
+``--hidden`` (default 16 and 256) move the ratio most: at batch 1 and 1,024 units
+the GRU's loop is a chain of matrix-vector products and the minGRU is 11x it at
+T = 512, at batch 16 and 256 units 3.5x. docs/parallel_recurrences.md has the
+measured tables.
 """
 
 from __future__ import annotations
