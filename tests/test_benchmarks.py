@@ -244,3 +244,47 @@ def test_parallel_scan_benchmark_runs_the_dtype_it_names_and_records_the_process
     assert bf16["loss"][side] != f32["loss"][side], side
     assert bf16["loss"][side] == pytest.approx(f32["loss"][side], rel=0.05), side
   assert bf16["processor"]["logical_cpus"] >= 1 and bf16["processor"]["model"]
+
+
+def test_loop_product_times_the_recurrent_loop_per_size_batch_and_dtype(capsys):
+  bench = load_script("loop_product")
+  results = bench.main(["--hidden=8,16", "--batch=1,3", "--dtype=float32,bfloat16",
+                        "--steps=4", "--repeats=2", "--json"])
+  lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+  assert lines == json.loads(json.dumps(results))
+  assert [(r["hidden"], r["batch"], r["dtype"]) for r in results] == [
+      (h, b, d) for h in (8, 16) for b in (1, 3) for d in ("float32", "bfloat16")]
+  for r in results:
+    assert len(r["us_per_step_all"]) == 2 and r["us_per_step"] > 0
+    itemsize = 4 if r["dtype"] == "float32" else 2
+    assert r["matrix_bytes"] == 3 * r["hidden"] ** 2 * itemsize
+    assert r["gb_s"] == pytest.approx(r["matrix_bytes"] / r["us_per_step"] / 1e3)
+    assert r["gflop_s"] == pytest.approx(
+        2 * r["batch"] * 3 * r["hidden"] ** 2 / r["us_per_step"] / 1e3)
+    assert r["processor"] == bench.lt.processor()
+
+
+def test_loop_product_runs_the_cells_recurrent_product():
+  bench = load_script("loop_product")
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  h = jax.random.normal(jax.random.key(1), (2, 4))
+  kernel = jax.random.normal(jax.random.key(2), (4, 12))
+  got = bench.loop(4, 3, None)(h, kernel)
+  want = np.asarray(h)
+  for _ in range(3):  # the loop's equation, step by step in NumPy
+    r = want @ np.asarray(kernel)
+    want = np.tanh(r[:, :4] + r[:, 4:8] * r[:, 8:])
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--hidden=0", "must be positive"), ("--batch=a", "comma-separated integers"),
+    ("--dtype=float16", "--dtype takes float32 and bfloat16")])
+def test_loop_product_rejects_bad_flags(flag, message, capsys):
+  bench = load_script("loop_product")
+  with pytest.raises(SystemExit) as e:
+    bench.main([flag])
+  assert e.value.code == 2
+  assert message in capsys.readouterr().err
