@@ -53,7 +53,8 @@ the parallel cells, where the paper reports 1.548 (minGRU) and 1.555
   Xeon): 1.541, the paper's 1.555 (docs/results/shakespeare_feng_nanogpt/
   minlstm_bf16; its float32 run's first 1,037 updates, minlstm_first_1037,
   agree with it to 0.001 at updates 250-1,000); with ``--config.seed=1``
-  1.549 (minGRU) and 1.536 (minLSTM, bf16);
+  1.549 (minGRU) and 1.536 (minLSTM, bf16); the minGRU with bf16
+  products 1.541 (mingru_bf16, 49 minutes);
   docs/parallel_recurrences.md has the curve, shorter runs of both cells
   and how the set-up differs from the paper's.
 
