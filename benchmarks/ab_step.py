@@ -32,10 +32,8 @@ prints the median time per step of each and the median of the paired ratios
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
-import sys
 import time
 
 import lm_throughput as lt
@@ -121,11 +119,8 @@ def main(argv=None) -> dict:
             "ratio": statistics.median(ratios), "default_first_step_s": default_first,
             "variant_first_step_s": variant_first,
             "default_loss": default.loss(), "variant_loss": variant.loss(),
-            "processor": lt.processor(), "versions": lt.versions(),
             "loadavg_1min": [load_start, os.getloadavg()[0]],
-            "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "command": "python benchmarks/ab_step.py " + " ".join(
-                sys.argv[1:] if argv is None else argv)}
+            **lt.provenance("ab_step.py", argv)}
   print(f"{args.config} {args.cell}: default {record['default_ms']:.1f} ms/step, "
         f"{args.variant} {record['variant_ms']:.1f} ms/step, paired median "
         f"{args.variant} / default {record['ratio']:.3f}; first step "

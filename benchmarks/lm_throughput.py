@@ -463,12 +463,23 @@ def device_name() -> str:
   return f"{d.platform} ({d.device_kind})"
 
 
+def provenance(script: str, argv=None) -> dict:
+  """The fields that end every benchmark's JSON line: the processor, the
+  library versions, the date, and the command that reruns it. ``argv`` is
+  the arguments of a call from Python; None means this process's command
+  line."""
+  return {"processor": processor(), "versions": versions(),
+          "date": datetime.datetime.now().isoformat(timespec="seconds"),
+          "command": " ".join(["python", f"benchmarks/{script}"]
+                              + (sys.argv[1:] if argv is None else list(argv)))}
+
+
 def first_step(side) -> float:
   """Seconds of the first step: compilation (ours) or first-call setup (PyTorch)."""
   return side.run(1)
 
 
-def benchmark(args) -> dict:
+def benchmark(args, argv=None) -> dict:
   malloc = args.malloc
   if malloc == "retain" and not cli.retain_freed_memory():
     malloc = "default (mallopt unavailable)"
@@ -522,11 +533,10 @@ def benchmark(args) -> dict:
       "ours_params": int(sides[0].num_params),
       "torch_params": int(torch_side.num_params) if torch_side else None,
       "torch_threads": torch_side.torch.get_num_threads() if torch_side else None,
-      "device": device_name(), "processor": processor(), "versions": versions(),
+      "device": device_name(),
       "xla_flags": os.environ.get("XLA_FLAGS", ""), "malloc": malloc,
       "loadavg_1min": [load_start, os.getloadavg()[0]],  # other users of the CPU
-      "command": " ".join(["python", "benchmarks/lm_throughput.py"] + sys.argv[1:]),
-      "date": datetime.datetime.now().isoformat(timespec="seconds"),
+      **provenance("lm_throughput.py", argv),
   }
 
 
@@ -537,12 +547,10 @@ def _fmt(x, spec):
 def main(argv=None) -> dict:
   args = parse_args(argv)
   try:
-    result = benchmark(args)
+    result = benchmark(args, argv)
   except NotTheSameComputation as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  if argv is not None:  # called from Python: name the arguments actually used
-    result["command"] = " ".join(["python", "benchmarks/lm_throughput.py"] + list(argv))
   r = result
   print(f"{r['config']} {r['cell']} {r['dtype']} (B={r['batch']}, T={r['bptt']}, "
         f"H={r['hidden']}, V={r['vocab']}) on {r['device']}")

@@ -22,10 +22,8 @@ why the minGRU's lead over our GRU grows as the batch shrinks.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
-import sys
 import time
 
 import lm_throughput as lt
@@ -92,16 +90,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> list[dict]:
   args = parse_args(argv)
-  command = " ".join(["python", "benchmarks/loop_product.py"]
-                     + (sys.argv[1:] if argv is None else list(argv)))
   results = []
   for hidden in args.hidden:
     for batch in args.batch:
       for dtype in args.dtype:
         r = measure(hidden, batch, dtype, args.steps, args.repeats)
-        r.update(device=lt.device_name(), processor=lt.processor(), versions=lt.versions(),
-                 loadavg_1min=os.getloadavg()[0], command=command,
-                 date=datetime.datetime.now().isoformat(timespec="seconds"))
+        r.update(device=lt.device_name(), loadavg_1min=os.getloadavg()[0],
+                 **lt.provenance("loop_product.py", argv))
         print(f"H={hidden:5d} B={batch:3d} {dtype:8s} {r['us_per_step']:9.1f} us/step  "
               f"W {r['matrix_bytes'] / 1e6:5.1f} MB  {r['gb_s']:6.1f} GB/s  "
               f"{r['gflop_s']:6.1f} GFLOP/s")

@@ -22,10 +22,8 @@ Float32 on both sides; on a GPU both may use TF32, as the benchmark allows.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
-import sys
 import time
 
 import lm_throughput as lt
@@ -162,10 +160,8 @@ def main(argv=None) -> dict:
       "max_ratio": torch_ms / best_floor_ms if torch_ms else None,
       "floor_gflop_s": flops / floor_ms / 1e6, "gflop": flops / 1e9,
       "tokens_per_step": config.data.batch_size * config.data.bptt,
-      "device": lt.device_name(), "processor": lt.processor(), "versions": lt.versions(),
-      "loadavg_1min": os.getloadavg()[0], "date": datetime.datetime.now().isoformat(timespec="seconds"),
-      "command": "python benchmarks/matmul_floor.py " + " ".join(
-          sys.argv[1:] if argv is None else argv)}
+      "device": lt.device_name(), "loadavg_1min": os.getloadavg()[0],
+      **lt.provenance("matmul_floor.py", argv)}
   print(f"{args.config} {args.cell}: matrix products alone {floor_ms:.1f} ms "
         f"({record['floor_gflop_s']:.0f} GFLOP/s over {record['gflop']:.2f} GFLOP), "
         f"our full training step {step_ms:.1f} ms ({100 * floor_ms / step_ms:.0f}%)")

@@ -37,10 +37,8 @@ measured tables.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
-import sys
 
 import contextlib
 
@@ -127,7 +125,7 @@ def make_config(args, cell: str, bptt: int):
   return c
 
 
-def one_length(args, bptt: int) -> dict:
+def one_length(args, bptt: int, argv=None) -> dict:
   load_start = os.getloadavg()[0]
   configs = {cell: make_config(args, cell, bptt) for cell in args.cells}
   batches = lt.random_batches(configs["gru"], args.vocab)
@@ -159,11 +157,10 @@ def one_length(args, bptt: int) -> dict:
       "first_step_s": first,
       "params": {name: int(s.num_params) for name, s in sides.items()},
       "loss": {name: s.loss() for name, s in sides.items()},
-      "device": lt.device_name(), "processor": lt.processor(), "versions": lt.versions(),
+      "device": lt.device_name(),
       "loadavg_1min": [load_start, os.getloadavg()[0]],  # other users of the CPU
       "scan_chunk": recurrent.SCAN_CHUNK,
-      "command": " ".join(["python", "benchmarks/parallel_scan.py"] + sys.argv[1:]),
-      "date": datetime.datetime.now().isoformat(timespec="seconds"),
+      **lt.provenance("parallel_scan.py", argv),
   }
 
 
@@ -172,9 +169,7 @@ def main(argv=None) -> list[dict]:
   cli.retain_freed_memory()  # as lm_throughput's default (--malloc=retain)
   results = []
   for bptt in args.bptt:
-    r = one_length(args, bptt)
-    if argv is not None:
-      r["command"] = " ".join(["python", "benchmarks/parallel_scan.py"] + list(argv))
+    r = one_length(args, bptt, argv)
     print(f"T={bptt} (B={args.batch}, H={args.hidden}, V={args.vocab}, {args.dtype}) "
           f"on {r['device']}, "
           f"load {r['loadavg_1min'][0]:.1f} -> {r['loadavg_1min'][1]:.1f}")

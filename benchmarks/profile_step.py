@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import glob
 import gzip
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 
@@ -184,11 +182,8 @@ def main(argv=None) -> dict:
       "ms": dict(rows), "share": {c: v / instructions_ms for c, v in rows},
       "top": {c: [[round(t, 3), n, op_names[n]] for t, n in sorted(v, reverse=True)[:3]]
               for c, v in top.items()},
-      "processor": lt.processor(), "versions": lt.versions(),
       "loadavg_1min": [load_start, os.getloadavg()[0]],
-      "date": datetime.datetime.now().isoformat(timespec="seconds"),
-      "command": "python benchmarks/profile_step.py " + " ".join(
-          sys.argv[1:] if argv is None else argv)}
+      **lt.provenance("profile_step.py", argv)}
   lt.emit(record, args)
   return record
 

@@ -248,8 +248,9 @@ def test_parallel_scan_benchmark_runs_the_dtype_it_names_and_records_the_process
 
 def test_loop_product_times_the_recurrent_loop_per_size_batch_and_dtype(capsys):
   bench = load_script("loop_product")
-  results = bench.main(["--hidden=8,16", "--batch=1,3", "--dtype=float32,bfloat16",
-                        "--steps=4", "--repeats=2", "--json"])
+  flags = ["--hidden=8,16", "--batch=1,3", "--dtype=float32,bfloat16", "--steps=4",
+           "--repeats=2", "--json"]
+  results = bench.main(flags)
   lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
   assert lines == json.loads(json.dumps(results))
   assert [(r["hidden"], r["batch"], r["dtype"]) for r in results] == [
@@ -262,6 +263,7 @@ def test_loop_product_times_the_recurrent_loop_per_size_batch_and_dtype(capsys):
     assert r["gflop_s"] == pytest.approx(
         2 * r["batch"] * 3 * r["hidden"] ** 2 / r["us_per_step"] / 1e3)
     assert r["processor"] == bench.lt.processor()
+    assert r["command"] == " ".join(["python", "benchmarks/loop_product.py"] + flags)
 
 
 def test_loop_product_runs_the_cells_recurrent_product():
@@ -288,3 +290,14 @@ def test_loop_product_rejects_bad_flags(flag, message, capsys):
     bench.main([flag])
   assert e.value.code == 2
   assert message in capsys.readouterr().err
+
+
+def test_provenance_names_the_command_that_reruns_a_measurement(monkeypatch):
+  lt = load_script()
+  monkeypatch.setattr(sys, "argv", ["benchmarks/parallel_scan.py", "--bptt=512", "--batch=1"])
+  from_shell = lt.provenance("parallel_scan.py")
+  assert from_shell["command"] == "python benchmarks/parallel_scan.py --bptt=512 --batch=1"
+  from_python = lt.provenance("parallel_scan.py", ["--bptt=35"])
+  assert from_python["command"] == "python benchmarks/parallel_scan.py --bptt=35"
+  assert from_python["processor"] == lt.processor() and from_python["versions"] == lt.versions()
+  assert from_python["date"][:4].isdigit()
